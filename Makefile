@@ -1,0 +1,54 @@
+# The README's two commands are `make app` and `make test`; both create .venv when missing.
+#
+# torch is installed first, pinned, so that the project's own `torch>=2.4` adds nothing (an
+# unpinned torch on Linux pulls several GB of CUDA packages). Pick the wheel index for your
+# machine with TORCH_INDEX, e.g.
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu     # CPU-only machine
+#   make app  TORCH_INDEX=https://download.pytorch.org/whl/cu128   # NVIDIA GPU, CUDA 12.8
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+TEST_WORKERS ?= 2
+HOST ?= 127.0.0.1
+PORT ?= 7860
+
+.PHONY: app test lint format starter notebooks bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PIP) install --quiet -e ".[test]"
+	touch $(STAMP)
+
+app: $(STAMP)
+	$(PY) -m workbench --host $(HOST) --port $(PORT)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --nbmake tests notebooks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+starter: $(STAMP)
+	$(PY) -m decoder.starter
+
+notebooks: $(STAMP)
+	$(PY) -m jupyter lab notebooks
+
+bench: $(STAMP)
+	$(PY) benchmarks/train_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,38 @@
+"""python -m train CONFIG [key=value ...]
+
+CONFIG is a YAML file or a preset name from train/configs (tiny_cpu, vits16, vitl16,
+ijepa_vits16). Overrides use dotted keys: optim.lr=1e-3 data.batch_size=16 steps=200 out=runs/x.
+Under torchrun, every process runs this same command.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from train.config import ConfigError, load_config
+from train.loop import TrainingError, run_summary, train
+
+USAGE = __doc__
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(argv[0], argv[1:])
+        result = train(cfg)
+    except (ConfigError, TrainingError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2 if isinstance(err, ConfigError) else 1
+    if os.environ.get("RANK", "0") == "0":
+        print(run_summary(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""Typed run configuration: dataclasses, YAML presets, dotted command-line overrides.
+
+Every key a run accepts is a field below; a preset YAML or an override naming anything else is
+refused with the list of allowed keys, and a value of the wrong type or outside a `Literal` is
+refused with the allowed values. The resolved config is dumped as `config.yaml` next to the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A config key or value the user must fix; the message names the key and what is allowed."""
+
+
+@dataclass
+class ModelConfig:
+    # Named size: sets encoder width/depth/heads and the predictor's unless given explicitly.
+    size: Literal["tiny", "vit_s", "vit_b", "vit_l", "vit_h"] = "vit_l"
+    embed_dim: int | None = None
+    depth: int | None = None
+    num_heads: int | None = None
+    mlp_ratio: float = 4.0
+    pred_embed_dim: int | None = None
+    pred_depth: int | None = None
+    pred_num_heads: int | None = None
+    # Clip geometry: num_frames x img_size^2 pixels cut into tubelet_size x patch_size^2 tokens.
+    num_frames: int = 16
+    img_size: int = 224
+    patch_size: int = 16
+    tubelet_size: int = 2
+    in_chans: int = 3
+    checkpoint_activations: bool = False
+
+
+@dataclass
+class BlockSpec:
+    """One mask set of the multi-block strategy: the union of `num_blocks` random 3-D blocks."""
+
+    num_blocks: int = 8
+    spatial_scale: tuple[float, float] = (0.15, 0.15)
+    temporal_scale: tuple[float, float] = (1.0, 1.0)
+    aspect_ratio: tuple[float, float] = (0.75, 1.5)
+
+
+def _paper_mask_sets() -> list[BlockSpec]:
+    return [
+        BlockSpec(num_blocks=8, spatial_scale=(0.15, 0.15)),
+        BlockSpec(num_blocks=2, spatial_scale=(0.7, 0.7)),
+    ]
+
+
+@dataclass
+class MaskConfig:
+    strategy: Literal["multiblock", "random_tube", "causal"] = "multiblock"
+    # multiblock: one mask set per entry (paper: short-range 8 x 0.15, long-range 2 x 0.7).
+    multiblock: list[BlockSpec] = field(default_factory=_paper_mask_sets)
+    # random_tube: this fraction of spatial positions is masked through the whole clip.
+    tube_ratio: float = 0.9
+    tube_sets: int = 2
+    # causal: the context is the first `causal_context_frames` frames, the target all later ones.
+    causal_context_frames: int = 8
+
+
+@dataclass
+class SyntheticConfig:
+    """The procedural physics world (train/data/synthetic.py)."""
+
+    num_clips: int = 100_000
+    max_objects: int = 3
+    gravity: float = 0.0
+    occluders: bool = True
+    noise: float = 0.02
+
+
+@dataclass
+class DataConfig:
+    source: Literal["synthetic", "videos", "images"] = "synthetic"
+    path: str | None = None
+    # Global batch per optimiser step; micro_batch_size is what one device runs per forward
+    # (null: the global batch split over devices, no accumulation).
+    batch_size: int = 32
+    micro_batch_size: int | None = None
+    num_workers: int = 2
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    # Real video (train/data/video.py).
+    frame_step: int = 4
+    fps: float | None = None
+    short_video_policy: Literal["repeat_last", "skip"] = "repeat_last"
+    crop_scale: tuple[float, float] = (0.3, 1.0)
+    crop_aspect: tuple[float, float] = (0.75, 1.35)
+    hflip: bool = True
+    decode_threads: int = 1
+    max_bad_fraction: float = 0.1
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 6.25e-4
+    start_lr: float = 2e-4
+    final_lr: float = 1e-6
+    warmup_steps: int = 12_000
+    weight_decay: float = 0.04
+    final_weight_decay: float = 0.4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    clip_grad: float | None = 10.0
+    ema: tuple[float, float] = (0.998, 1.0)
+
+
+@dataclass
+class MonitorConfig:
+    log_every: int = 10
+    rankme_every: int = 100
+    rankme_clips: int = 16
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    # What the predictor regresses: target-encoder features (V-JEPA) or normalised pixels.
+    target: Literal["features", "pixels"] = "features"
+    steps: int = 90_000
+    seed: int = 0
+    out: str = "runs/default"
+    resume: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
+    compile: bool = False
+    checkpoint_every: int = 1000
+    keep_every: int | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a dataclass tree from plain data, with checks that name the offending key.
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in args:
+            allowed = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{key}={value!r} is not allowed; allowed values: {allowed}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{key}={value!r}: {'; '.join(errors)}"
+        )
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of {tp.__name__} fields, got {value!r}")
+        return from_dict(tp, value, prefix=key + ".")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{key} must be a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads 1e-3 (no dot) as a string; users write it that way.
+            try:
+                return float(value)
+            except ValueError as err:
+                raise ConfigError(f"{key} must be a number, got {value!r}") from err
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{key}: unsupported config type {_type_name(tp)}")
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass `cls` from nested dicts; unknown keys and bad values raise ConfigError."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        where = prefix.rstrip(".") or "the top level"
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]!s}; "
+            f"allowed keys at {where}: {', '.join(names)}"
+        )
+    kwargs = {
+        name: _coerce(data[name], hints[name], prefix + name) for name in names if name in data
+    }
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> Any:
+    """Plain YAML-able data (tuples become lists)."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, (list, tuple)):
+        return [to_dict(v) for v in cfg]
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets and overrides.
+
+
+def resolve_preset(name_or_path: str | Path) -> Path:
+    """A YAML path, or the name of a preset in train/configs (with or without .yaml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    for candidate in (PRESET_DIR / path.name, PRESET_DIR / f"{path.name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    presets = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
+    raise ConfigError(f"config {name_or_path} not found; give a YAML path or a preset: {presets}")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value, e.g. optim.lr=1e-3")
+    key, raw = text.split("=", 1)
+    if not key:
+        raise ConfigError(f"override {text!r} has no key")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({err})") from err
+    return key.split("."), value
+
+
+def _set_dotted(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = data
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(keys)}: {key} is a value, not a group of keys")
+        node = child
+    node[keys[-1]] = value
+
+
+def load_config(preset: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Defaults <- preset YAML <- key=value overrides, validated into a Config."""
+    data: dict[str, Any] = {}
+    if preset is not None:
+        path = resolve_preset(preset)
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping of config keys")
+        data = loaded
+    for text in overrides:
+        keys, value = parse_override(text)
+        _set_dotted(data, keys, value)
+    cfg = from_dict(Config, data)
+    validate(cfg)
+    return cfg
+
+
+def dump_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that a single field's type cannot express."""
+    m = cfg.model
+    if m.num_frames % m.tubelet_size:
+        raise ConfigError(
+            f"model.num_frames={m.num_frames} must be a multiple of "
+            f"model.tubelet_size={m.tubelet_size}"
+        )
+    if m.img_size % m.patch_size:
+        raise ConfigError(
+            f"model.img_size={m.img_size} must be a multiple of model.patch_size={m.patch_size}"
+        )
+    positive = {
+        "steps": cfg.steps,
+        "data.batch_size": cfg.data.batch_size,
+        "monitor.log_every": cfg.monitor.log_every,
+        "checkpoint_every": cfg.checkpoint_every,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{key}={value} must be at least 1")
+    if cfg.data.micro_batch_size is not None and cfg.data.micro_batch_size < 1:
+        raise ConfigError(f"data.micro_batch_size={cfg.data.micro_batch_size} must be at least 1")
+    if not 0 <= cfg.optim.warmup_steps <= cfg.steps:
+        raise ConfigError(
+            f"optim.warmup_steps={cfg.optim.warmup_steps} must lie in [0, steps={cfg.steps}]"
+        )
+    if not 0.0 < cfg.mask.tube_ratio < 1.0:
+        raise ConfigError(
+            f"mask.tube_ratio={cfg.mask.tube_ratio} must lie strictly between 0 and 1"
+        )
+    time_tokens = m.num_frames // m.tubelet_size
+    if cfg.mask.strategy == "causal" and not (
+        0 < cfg.mask.causal_context_frames < m.num_frames
+        and cfg.mask.causal_context_frames % m.tubelet_size == 0
+    ):
+        raise ConfigError(
+            f"mask.causal_context_frames={cfg.mask.causal_context_frames} must be a multiple of "
+            f"model.tubelet_size={m.tubelet_size} between 1 and "
+            f"model.num_frames-1={m.num_frames - 1}"
+            f" ({time_tokens} time steps of tokens)"
+        )
+    if cfg.mask.strategy == "multiblock" and not cfg.mask.multiblock:
+        raise ConfigError("mask.multiblock needs at least one mask set")
+    for i, spec in enumerate(cfg.mask.multiblock):
+        lo, hi = spec.spatial_scale
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ConfigError(
+                f"mask.multiblock[{i}].spatial_scale={spec.spatial_scale} must lie in (0, 1]"
+            )
+        if spec.num_blocks < 1:
+            raise ConfigError(f"mask.multiblock[{i}].num_blocks must be at least 1")
+    if not 0.0 <= cfg.data.max_bad_fraction <= 1.0:
+        raise ConfigError(f"data.max_bad_fraction={cfg.data.max_bad_fraction} must lie in [0, 1]")
+    if cfg.data.source != "synthetic" and not cfg.data.path:
+        raise ConfigError(f"data.source={cfg.data.source} needs data.path=FOLDER_OR_LIST_FILE")

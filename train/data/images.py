@@ -1,0 +1,190 @@
+"""A folder of still images as a clip dataset (I-JEPA mode), through the video transforms.
+
+Every .jpg/.jpeg/.png/.bmp/.webp below the folder (recursive, hidden files skipped, sorted) is
+one item. Images are decoded with PIL: JPEGs are decoded directly at a reduced scale when they
+are much larger than needed (`Image.draft`), EXIF rotation is applied, and grey, palette and
+RGBA images become RGB.
+
+Clips are [3, T, H, W] uint8 with T = `num_frames`: 1 for an image model, or the same frame
+repeated `num_frames` times when the model expects video-shaped input (a still "video" whose
+frames are identical), so an image folder can feed a video model unchanged.
+
+Views and bad files follow `VideoDataset`: an int index is the centre-crop evaluation view and
+raises on an unreadable file; a `Draw` is a random-resized-crop training view that substitutes
+the next readable image and reports it in `skipped`.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from train.data.base import Draw, Sample, draw_generator
+from train.data.transforms import EvalTransform, TrainTransform, eval_short_side
+from train.data.video import (
+    MAX_SKIP_ATTEMPTS,
+    PROBE_LIMIT,
+    UnreadableError,
+    decode_size,
+    display_name,
+    list_media,
+    load_with_fallback,
+    no_media_message,
+    require_readable,
+)
+
+if TYPE_CHECKING:
+    from train.config import DataConfig, ModelConfig
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def load_image(path: Path, short_side: int) -> torch.Tensor:
+    """An RGB uint8 [3, 1, H, W] clip of one image; JPEGs shrink while decoding when they can.
+
+    `short_side` is a hint: JPEG decoding scales by 1/2, 1/4 or 1/8 while staying at least that
+    large; other formats decode at full size (the transforms resize afterwards).
+    """
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", decode_size(*image.size, short_side))
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
+    except FileNotFoundError:
+        raise UnreadableError(path, "file not found") from None
+    except UnidentifiedImageError:
+        reason = "empty file (0 bytes)" if _is_empty(path) else "not an image PIL can read"
+        raise UnreadableError(path, reason) from None
+    # PIL reports damage as OSError (truncated), SyntaxError (broken PNG chunks) or ValueError.
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise UnreadableError(path, f"cannot decode (PIL: {err})") from None
+    frame = torch.from_numpy(np.array(rgb))  # [H, W, 3]; a writable copy
+    # [C, T, H, W] view of [H, W, C] memory: channels-last for the resize kernels.
+    return frame.permute(2, 0, 1).unsqueeze(1)
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
+
+
+class ImageDataset:
+    """Images as clips [3, num_frames, img_size, img_size]; see the module docstring."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        num_frames: int = 1,
+        img_size: int = 224,
+        crop_scale: tuple[float, float] = (0.3, 1.0),
+        crop_aspect: tuple[float, float] = (0.75, 1.35),
+        hflip: bool = True,
+        probe_limit: int = PROBE_LIMIT,
+        max_skip_attempts: int = MAX_SKIP_ATTEMPTS,
+    ) -> None:
+        if num_frames < 1:
+            raise ValueError(f"num_frames={num_frames} must be at least 1")
+        self.source = Path(path).expanduser()
+        self.paths = self._find_images(self.source)
+        self._base = self.source.parent
+        self.num_frames = num_frames
+        self.img_size = img_size
+        self.max_skip_attempts = max_skip_attempts
+        self.train_transform = TrainTransform(img_size, crop_scale, crop_aspect, hflip)
+        self.eval_transform = EvalTransform(img_size)
+        self.eval_short_side = eval_short_side(img_size)
+        smallest_crop = math.ceil(self.train_transform.smallest_crop_side())
+        self.train_short_side = max(self.eval_short_side, min(smallest_crop, 2 * img_size))
+        require_readable(
+            len(self.paths),
+            lambda i: self._load(i, short_side=32),
+            self.name_of,
+            self.source,
+            "image",
+            probe_limit,
+        )
+
+    @classmethod
+    def from_config(cls, data: DataConfig, model: ModelConfig) -> ImageDataset:
+        if not data.path:
+            raise ValueError("data.source=images needs data.path=FOLDER")
+        return cls(
+            data.path,
+            num_frames=model.num_frames,
+            img_size=model.img_size,
+            crop_scale=data.crop_scale,
+            crop_aspect=data.crop_aspect,
+            hflip=data.hflip,
+        )
+
+    @staticmethod
+    def _find_images(source: Path) -> list[Path]:
+        if not source.exists():
+            raise FileNotFoundError(f"image source {source} does not exist")
+        if source.is_file():
+            if source.suffix.lower() in IMAGE_EXTENSIONS:
+                return [source]
+            raise ValueError(f"image source {source} must be a folder of images or one image")
+        paths = list_media(source, IMAGE_EXTENSIONS)
+        if not paths:
+            raise ValueError(no_media_message(source, IMAGE_EXTENSIONS, "image"))
+        return paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key: int | Draw) -> Sample:
+        if isinstance(key, Draw):
+            return self._training_view(key)
+        try:
+            index = operator.index(key)
+        except TypeError:
+            raise TypeError(f"index with an int or a Draw, not {type(key).__name__}") from None
+        return self._evaluation_view(index)
+
+    def name_of(self, item: int) -> str:
+        return display_name(self.paths[item], self._base)
+
+    def _check(self, index: int) -> int:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images")
+        return index
+
+    def _load(self, item: int, short_side: int) -> torch.Tensor:
+        return load_image(self.paths[item], short_side)
+
+    def _as_clip(self, frame: torch.Tensor) -> torch.Tensor:
+        """[3, 1, H, W] -> contiguous [3, num_frames, H, W] (the one frame repeated)."""
+        return frame.repeat(1, self.num_frames, 1, 1)
+
+    def _training_view(self, draw: Draw) -> Sample:
+        def load(item: int) -> Sample:
+            generator = draw_generator(draw.seed)
+            frame = self.train_transform(self._load(item, self.train_short_side), generator)
+            return {"clip": self._as_clip(frame), "labels": {}}
+
+        sample, skipped = load_with_fallback(
+            self._check(draw.index), len(self), load, self.name_of, self.max_skip_attempts
+        )
+        if skipped:
+            sample["skipped"] = skipped
+        return sample
+
+    def _evaluation_view(self, index: int) -> Sample:
+        item = self._check(index + len(self) if index < 0 else index)
+        try:
+            frame = self._load(item, self.eval_short_side)
+        except UnreadableError as err:
+            raise UnreadableError(
+                err.path, f"{err.reason} (evaluation never substitutes: fix or remove the file)"
+            ) from None
+        return {"clip": self._as_clip(self.eval_transform(frame)), "labels": {}}

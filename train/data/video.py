@@ -1,0 +1,583 @@
+"""Real videos as a clip dataset: a folder (recursive) or a list file, decoded with decord.
+
+Sources
+    * a folder: every .mp4/.webm/.mkv/.avi/.mov below it (hidden files skipped), sorted by path;
+    * a list file: one `path` or `path label` per line (V-JEPA's space-separated CSV); relative
+      paths resolve against the list file's folder; integer labels are kept, names are numbered
+      in sorted order (`class_names[label]` gives the name back);
+    * a single video file.
+
+Clips (V-JEPA): `num_frames` frames, `stride` frames apart, where stride = `frame_step`, or the
+video's own fps / `fps` when `fps` is set. Training starts at a random frame; evaluation takes
+`clips_per_video` evenly spaced clips, and the int index enumerates (video, clip) pairs.
+
+Decode size: frames are resized inside the decoder (decord's `width`/`height`), so a 4K file is
+never held at 4K. Evaluation decodes with the short side at `eval_short_side(img_size)` (256 for
+224), which the centre crop needs; training decodes with the short side at img_size/sqrt(min crop
+scale) (409 for 224 and scale 0.3, capped at 2 × img_size), so that even the smallest random crop
+has about img_size pixels across. Frames are never enlarged at decode time.
+
+Bad files: the training view (`Draw`) replaces an unreadable video by the next readable one
+(index + 1, + 2, ... wrapping, at most `max_skip_attempts`), lists one message per bad file in
+the sample's `skipped`, and warns once per file per process. The evaluation view (int index)
+raises `UnreadableError` instead: evaluation never substitutes. Construction probes files in
+order until one reads (at most `probe_limit`), so a folder of nothing readable is refused at once.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+# PyAV before decord: decord bundles an older libvpx whose symbols would otherwise shadow PyAV's
+# (PyAV's VP9 encoder then refuses to open). PyAV reads headers here; decord decodes.
+import av
+import decord
+import torch
+from decord import DECORDError
+
+from train.data.base import Draw, Sample, draw_generator
+from train.data.transforms import EvalTransform, TrainTransform, eval_short_side
+
+if TYPE_CHECKING:
+    from train.config import DataConfig, ModelConfig
+
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
+PROBE_LIMIT = 32
+# decord 0.6 fails on some small output widths (4, 6, 8, 12, 16, 24, 48 and 72 pixels, resized or
+# native: "DECORDArrayCopyFromTo: The size must exactly match"), so frames are never narrower.
+MIN_DECODE_WIDTH = 96
+MAX_SKIP_ATTEMPTS = 16
+ATTACHED_PICTURE = 0x0400  # FFmpeg's AV_DISPOSITION_ATTACHED_PIC
+ShortVideoPolicy = Literal["repeat_last", "skip"]
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------------------------
+# Unreadable files: the error, the once-per-process warning, the training fallback, the probe.
+# (Shared with train/data/images.py.)
+
+
+class UnreadableError(RuntimeError):
+    """A media file that cannot give a sample; `reason` is written for the user to act on."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class SkippedFileWarning(UserWarning):
+    """Emitted once per bad file per process when training substitutes another item."""
+
+
+_warned_files: set[str] = set()
+
+
+def warn_once(message: str, path: Path) -> None:
+    """`warnings.warn(message)` the first time `path` is reported in this process."""
+    key = os.fspath(path)
+    if key not in _warned_files:
+        _warned_files.add(key)
+        warnings.warn(message, SkippedFileWarning, stacklevel=3)
+
+
+def load_with_fallback(
+    start: int,
+    count: int,
+    load: Callable[[int], T],
+    name_of: Callable[[int], str],
+    max_attempts: int = MAX_SKIP_ATTEMPTS,
+) -> tuple[T, list[str]]:
+    """`load(start)`; if that item is unreadable, `load(start + 1)`, ... wrapping around.
+
+    Returns the loaded item and one "skipped NAME: REASON" message per unreadable item passed
+    over. Raises RuntimeError when `max_attempts` items in a row are unreadable: the data is then
+    mostly broken and the run should stop rather than spin.
+    """
+    skipped: list[str] = []
+    for offset in range(min(max_attempts, count)):
+        item = (start + offset) % count
+        try:
+            return load(item), skipped
+        except UnreadableError as err:
+            message = f"skipped {name_of(item)}: {err.reason}"
+            skipped.append(message)
+            warn_once(message, err.path)
+    raise RuntimeError(
+        f"{len(skipped)} items in a row from item {start} on are unreadable; "
+        f"check the data: {'; '.join(skipped)}"
+    )
+
+
+def require_readable(
+    count: int,
+    probe: Callable[[int], None],
+    name_of: Callable[[int], str],
+    where: Path,
+    kind: str,
+    limit: int = PROBE_LIMIT,
+) -> None:
+    """Probe items in order until one reads; raise ValueError if none of the first `limit` does.
+
+    Stopping at the first readable item keeps construction cheap on a healthy folder. Only a
+    bounded sample is probed, so a huge folder whose first `limit` files are all bad is refused
+    even if later ones would read: that folder is too broken to train on anyway.
+    """
+    failures = []
+    for item in range(min(count, limit)):
+        try:
+            probe(item)
+            return
+        except UnreadableError as err:
+            failures.append(f"{name_of(item)}: {err.reason}")
+    tried = f"{count} files" if count <= limit else f"the first {limit} of {count} files probed"
+    raise ValueError(f"no readable {kind} among {tried} in {where}: {'; '.join(failures)}")
+
+
+def list_media(root: Path, extensions: Sequence[str]) -> list[Path]:
+    """Files below `root` with one of `extensions` (any case), sorted by path.
+
+    Hidden files and folders are left out: they are mostly editor or OS debris such as macOS
+    "._clip.mp4" resource forks, which carry a video suffix but no video.
+    """
+
+    def wanted(path: Path) -> bool:
+        hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
+        return path.suffix.lower() in extensions and not hidden and path.is_file()
+
+    return sorted(path for path in root.rglob("*") if wanted(path))
+
+
+def no_media_message(root: Path, extensions: Sequence[str], kind: str) -> str:
+    """Why a folder gave nothing, with the suffixes it does hold (often the real answer)."""
+    suffixes = sorted({p.suffix.lower() or "(none)" for p in root.rglob("*") if p.is_file()})
+    held = f"it holds files with suffixes {', '.join(suffixes)}" if suffixes else "it is empty"
+    return f"no {kind} files ({', '.join(extensions)}) under {root}: {held}"
+
+
+def display_name(path: Path, base: Path) -> str:
+    """`path` relative to `base` when it lies below it (short, still unambiguous), else in full."""
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# List files.
+
+
+@dataclass(frozen=True)
+class VideoList:
+    paths: list[Path]
+    labels: list[int] | None
+    class_names: list[str] | None
+
+
+def label_ids(raw: Sequence[str]) -> tuple[list[int], list[str]]:
+    """Non-negative integer labels are kept as given; names are numbered in sorted order."""
+    if all(re.fullmatch(r"\d+", label) for label in raw):
+        ids = [int(label) for label in raw]
+        return ids, [str(i) for i in range(max(ids) + 1)]
+    names = sorted(set(raw))
+    number = {name: i for i, name in enumerate(names)}
+    return [number[label] for label in raw], names
+
+
+def read_list_file(list_file: Path) -> VideoList:
+    """Parse `path` or `path label` lines; blank lines and lines starting with # are ignored.
+
+    The label is the last space-separated word, so paths may contain spaces when labelled.
+    Either every line has a label or none has.
+    """
+    base = list_file.parent
+    paths: list[Path] = []
+    raw_labels: list[str] = []
+    unlabelled_lines: list[int] = []
+    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        words = line.rsplit(maxsplit=1)
+        if len(words) == 2:
+            raw_labels.append(words[1])
+        else:
+            unlabelled_lines.append(number)
+        paths.append(base / Path(words[0]).expanduser())
+    if not paths:
+        raise ValueError(f"list file {list_file} names no videos (expected `path [label]` lines)")
+    if not raw_labels:
+        return VideoList(paths, None, None)
+    if unlabelled_lines:
+        raise ValueError(
+            f"list file {list_file}: line {unlabelled_lines[0]} has no label but other lines do; "
+            "give every line a label or none"
+        )
+    labels, class_names = label_ids(raw_labels)
+    return VideoList(paths, labels, class_names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Which frames make a clip.
+
+
+def clip_stride(frame_step: int, fps: float | None, video_fps: float) -> int:
+    """Frames between samples: `frame_step`, or the video's fps over the wanted `fps`."""
+    if fps is None or not math.isfinite(video_fps) or video_fps <= 0:
+        return frame_step  # no target rate, or a file that reports none: use the fixed step
+    return max(1, round(video_fps / fps))
+
+
+def clip_span(num_frames: int, stride: int) -> int:
+    """Frames of video a clip covers, first to last sample inclusive."""
+    return (num_frames - 1) * stride + 1
+
+
+def eval_starts(video_frames: int, span: int, clips: int) -> list[int]:
+    """Starts of `clips` evenly spaced clips: the centres of `clips` equal segments."""
+    room = max(0, video_frames - span)
+    return [round((2 * k + 1) * room / (2 * clips)) for k in range(clips)]
+
+
+def random_start(video_frames: int, span: int, generator: torch.Generator) -> int:
+    room = max(0, video_frames - span)
+    return int(torch.randint(room + 1, (), generator=generator).item())
+
+
+def clip_indices(start: int, num_frames: int, stride: int, video_frames: int) -> list[int]:
+    """Frame numbers of a clip; past the end the last frame repeats (short videos)."""
+    return [min(start + k * stride, video_frames - 1) for k in range(num_frames)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding.
+
+
+def decode_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) with the short side at `short_side` and the aspect kept; never enlarged."""
+    if min(width, height) <= short_side:
+        return width, height
+    if width <= height:
+        return short_side, max(1, round(height * short_side / width))
+    return max(1, round(width * short_side / height)), short_side
+
+
+def read_frame_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the first video stream, from the container header only.
+
+    decord cannot tell the size before decoding a frame, and its resize does not keep aspect, so
+    PyAV reads the header. A tiny probe size keeps this at ~1 ms; formats that need more
+    probing to know the size are retried with FFmpeg's defaults.
+    """
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise UnreadableError(path, "file not found") from None
+    except OSError as err:
+        raise UnreadableError(path, f"cannot access ({err.strerror})") from None
+    if size == 0:
+        raise UnreadableError(path, "empty file (0 bytes)")
+    for options in ({"probesize": "32"}, {}):
+        try:
+            with av.open(os.fspath(path), options=options, metadata_errors="ignore") as container:
+                # Cover art is a one-picture "video" stream; decord passes over it, so do we.
+                footage = [
+                    stream
+                    for stream in container.streams.video
+                    if not int(getattr(stream, "disposition", 0)) & ATTACHED_PICTURE
+                ]
+                if not footage:
+                    raise UnreadableError(path, "no video stream (audio-only or not a video)")
+                codec = footage[0].codec_context
+                if codec.width > 0 and codec.height > 0:
+                    return codec.width, codec.height
+        except av.FFmpegError as err:
+            raise UnreadableError(
+                path, f"not a readable video container (PyAV: {err.strerror})"
+            ) from None
+    raise UnreadableError(path, "the container does not say the frame size")
+
+
+def decord_message(err: Exception, limit: int = 200) -> str:
+    """decord's first message line without its "[time] source.cc:line:" prefix, shortened."""
+    lines = str(err).strip().splitlines()
+    message = re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", lines[0] if lines else repr(err))
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class OpenVideo:
+    reader: decord.VideoReader
+    source_size: tuple[int, int]  # (width, height) stored in the file
+    decode_size: tuple[int, int]  # (width, height) the decoder outputs
+    num_frames: int
+    fps: float
+
+
+def open_video(path: Path, short_side: int, threads: int) -> OpenVideo:
+    """A decord reader that outputs frames with the short side at most `short_side`."""
+    width, height = read_frame_size(path)
+    out_w, out_h = decode_size(width, height, short_side)
+    if out_w < MIN_DECODE_WIDTH:  # enlarge rather than trip decord's size bug (tiny files only)
+        out_w, out_h = MIN_DECODE_WIDTH, max(1, round(height * MIN_DECODE_WIDTH / width))
+    resized = (out_w, out_h) != (width, height)
+    try:
+        reader = decord.VideoReader(
+            os.fspath(path),
+            ctx=decord.cpu(0),
+            width=out_w if resized else -1,
+            height=out_h if resized else -1,
+            num_threads=threads,
+        )
+        fps = float(reader.get_avg_fps())
+    # decord raises DECORDError or RuntimeError, and asserts a positive frame count.
+    except (DECORDError, RuntimeError, AssertionError) as err:
+        raise UnreadableError(
+            path, f"cannot decode, truncated or damaged? (decord: {decord_message(err)})"
+        ) from None
+    if len(reader) < 1:
+        raise UnreadableError(path, "no frames")
+    return OpenVideo(reader, (width, height), (out_w, out_h), len(reader), fps)
+
+
+def read_frames(video: OpenVideo, path: Path, indices: Sequence[int]) -> torch.Tensor:
+    """Frames `indices` (repeats allowed) as uint8 [C, T, H, W]; each frame is decoded once."""
+    wanted = sorted(set(indices))
+    try:
+        batch = video.reader.get_batch(wanted).asnumpy()  # [T, H, W, 3]
+    except (DECORDError, RuntimeError, IndexError) as err:
+        raise UnreadableError(
+            path, f"cannot decode frames {wanted[0]}..{wanted[-1]} (decord: {decord_message(err)})"
+        ) from None
+    frames = torch.from_numpy(batch)
+    if len(wanted) != len(indices):
+        position = {frame: i for i, frame in enumerate(wanted)}
+        frames = frames[[position[i] for i in indices]]
+    if frames.shape[-1] == 1:  # decord outputs RGB; this only guards single-channel output
+        frames = frames.expand(-1, -1, -1, 3)
+    # A view: in [T, C, H, W] order this memory is channels-last, what the resize kernels like.
+    return frames.permute(3, 0, 1, 2)
+
+
+@dataclass(frozen=True)
+class DecodedClip:
+    frames: torch.Tensor  # uint8 [C, T, H, W] at decode size, before any transform
+    indices: list[int]  # frame numbers, in clip order
+    stride: int
+    source_size: tuple[int, int]
+    decode_size: tuple[int, int]
+    video_frames: int
+    video_fps: float
+
+
+# ---------------------------------------------------------------------------------------------
+# The dataset.
+
+
+class VideoDataset:
+    """Clips from real videos; see the module docstring for sources, sampling and bad files.
+
+    `dataset[i]` (int) is evaluation clip i: video i // clips_per_video, clip i % clips_per_video,
+    resized and centre-cropped. `dataset[Draw(i, seed)]` is a training clip of the same video with
+    a random start, random resized crop and flip, all drawn from `draw_generator(seed)`.
+    Samples carry `labels = {"label": int}` when a labelled list file was given, else `{}`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        num_frames: int = 16,
+        img_size: int = 224,
+        frame_step: int = 4,
+        fps: float | None = None,
+        short_video_policy: ShortVideoPolicy = "repeat_last",
+        clips_per_video: int = 1,
+        crop_scale: tuple[float, float] = (0.3, 1.0),
+        crop_aspect: tuple[float, float] = (0.75, 1.35),
+        hflip: bool = True,
+        decode_threads: int = 1,
+        probe_limit: int = PROBE_LIMIT,
+        max_skip_attempts: int = MAX_SKIP_ATTEMPTS,
+    ) -> None:
+        if num_frames < 1 or frame_step < 1 or clips_per_video < 1:
+            raise ValueError(
+                f"num_frames={num_frames}, frame_step={frame_step} and "
+                f"clips_per_video={clips_per_video} must all be at least 1"
+            )
+        if fps is not None and fps <= 0:
+            raise ValueError(f"fps={fps} must be positive (or None to use frame_step)")
+        if short_video_policy not in ("repeat_last", "skip"):
+            raise ValueError(
+                f"short_video_policy={short_video_policy!r}: use 'repeat_last' or 'skip'"
+            )
+        self.source = Path(path).expanduser()
+        self.paths, self.labels, self.class_names, self._base = self._find_videos(self.source)
+        self.num_frames = num_frames
+        self.img_size = img_size
+        self.frame_step = frame_step
+        self.fps = fps
+        self.short_video_policy = short_video_policy
+        self.clips_per_video = clips_per_video
+        self.decode_threads = decode_threads
+        self.max_skip_attempts = max_skip_attempts
+        self.train_transform = TrainTransform(img_size, crop_scale, crop_aspect, hflip)
+        self.eval_transform = EvalTransform(img_size)
+        self.eval_short_side = eval_short_side(img_size)
+        # Bigger than img_size / sqrt(min scale) buys no detail for most crops, only memory.
+        smallest_crop = math.ceil(self.train_transform.smallest_crop_side())
+        self.train_short_side = max(self.eval_short_side, min(smallest_crop, 2 * img_size))
+        # Verdicts that hold for the whole file (cannot open, too short), kept per process so a
+        # bad file costs one failed open. Per-clip decode failures are not kept: they depend on
+        # the draw, and keeping them would make a Draw's result depend on worker history.
+        self._bad: dict[int, str] = {}
+        require_readable(
+            len(self.paths), self._probe, self.name_of, self.source, "video", probe_limit
+        )
+
+    @classmethod
+    def from_config(cls, data: DataConfig, model: ModelConfig) -> VideoDataset:
+        if not data.path:
+            raise ValueError("data.source=videos needs data.path=FOLDER_OR_LIST_FILE")
+        return cls(
+            data.path,
+            num_frames=model.num_frames,
+            img_size=model.img_size,
+            frame_step=data.frame_step,
+            fps=data.fps,
+            short_video_policy=data.short_video_policy,
+            crop_scale=data.crop_scale,
+            crop_aspect=data.crop_aspect,
+            hflip=data.hflip,
+            decode_threads=data.decode_threads,
+        )
+
+    @staticmethod
+    def _find_videos(source: Path) -> tuple[list[Path], list[int] | None, list[str] | None, Path]:
+        """(paths, labels, class_names, base folder for display names) of a folder/list/file."""
+        if not source.exists():
+            raise FileNotFoundError(f"video source {source} does not exist")
+        if source.is_dir():
+            paths = list_media(source, VIDEO_EXTENSIONS)
+            if not paths:
+                raise ValueError(no_media_message(source, VIDEO_EXTENSIONS, "video"))
+            return paths, None, None, source.parent
+        if source.suffix.lower() in VIDEO_EXTENSIONS:
+            return [source], None, None, source.parent
+        listed = read_list_file(source)
+        return listed.paths, listed.labels, listed.class_names, source.parent
+
+    # -- map-style dataset ----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.paths) * self.clips_per_video
+
+    def __getitem__(self, key: int | Draw) -> Sample:
+        if isinstance(key, Draw):
+            return self._training_view(key)
+        try:
+            index = operator.index(key)
+        except TypeError:
+            raise TypeError(f"index with an int or a Draw, not {type(key).__name__}") from None
+        return self._evaluation_view(index)
+
+    def name_of(self, video: int) -> str:
+        """How messages name video `video`: its path relative to the source's folder."""
+        return display_name(self.paths[video], self._base)
+
+    def labels_of(self, video: int) -> dict[str, int]:
+        return {} if self.labels is None else {"label": self.labels[video]}
+
+    def _video_of(self, index: int) -> int:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} clips")
+        return index // self.clips_per_video
+
+    def _training_view(self, draw: Draw) -> Sample:
+        def load(video: int) -> Sample:
+            # A fresh generator per attempt: a substitute gets the draws it would get itself.
+            generator = draw_generator(draw.seed)
+            decoded = self.read_clip(video, generator=generator)
+            clip = self.train_transform(decoded.frames, generator)
+            return {"clip": clip.contiguous(), "labels": self.labels_of(video)}
+
+        sample, skipped = load_with_fallback(
+            self._video_of(draw.index), len(self.paths), load, self.name_of, self.max_skip_attempts
+        )
+        if skipped:
+            sample["skipped"] = skipped
+        return sample
+
+    def _evaluation_view(self, index: int) -> Sample:
+        if index < 0:
+            index += len(self)
+        video = self._video_of(index)
+        try:
+            decoded = self.read_clip(video, clip=index % self.clips_per_video)
+        except UnreadableError as err:
+            raise UnreadableError(
+                err.path, f"{err.reason} (evaluation never substitutes: fix or remove the file)"
+            ) from None
+        clip = self.eval_transform(decoded.frames)
+        return {"clip": clip.contiguous(), "labels": self.labels_of(video)}
+
+    # -- decoding ---------------------------------------------------------------------------
+
+    def read_clip(
+        self, video: int, *, generator: torch.Generator | None = None, clip: int = 0
+    ) -> DecodedClip:
+        """Decode one clip of video `video`, before transforms.
+
+        With a `generator`: the training clip (random start, decoded large enough for random
+        crops). Without: evenly spaced clip number `clip` of `clips_per_video`, decoded at the
+        evaluation size. Raises UnreadableError naming the file and the reason.
+        """
+        training = generator is not None
+        opened = self._open(video, self.train_short_side if training else self.eval_short_side)
+        stride = clip_stride(self.frame_step, self.fps, opened.fps)
+        span = clip_span(self.num_frames, stride)
+        if training:
+            start = random_start(opened.num_frames, span, generator)
+        else:
+            start = eval_starts(opened.num_frames, span, self.clips_per_video)[clip]
+        indices = clip_indices(start, self.num_frames, stride, opened.num_frames)
+        frames = read_frames(opened, self.paths[video], indices)
+        return DecodedClip(
+            frames=frames,
+            indices=indices,
+            stride=stride,
+            source_size=opened.source_size,
+            decode_size=opened.decode_size,
+            video_frames=opened.num_frames,
+            video_fps=opened.fps,
+        )
+
+    def _open(self, video: int, short_side: int) -> OpenVideo:
+        path = self.paths[video]
+        if video in self._bad:
+            raise UnreadableError(path, self._bad[video])
+        try:
+            opened = open_video(path, short_side, self.decode_threads)
+            span = clip_span(self.num_frames, clip_stride(self.frame_step, self.fps, opened.fps))
+            if opened.num_frames < span and self.short_video_policy == "skip":
+                raise UnreadableError(
+                    path,
+                    f"too short: {opened.num_frames} frames, a clip of {self.num_frames} frames "
+                    f"needs {span} (short_video_policy=skip)",
+                )
+        except UnreadableError as err:
+            self._bad[video] = err.reason
+            raise
+        return opened
+
+    def _probe(self, video: int) -> None:
+        """Open at a tiny size and decode the first frame: cheap, and catches most damage."""
+        read_frames(self._open(video, short_side=32), self.paths[video], [0])

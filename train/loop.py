@@ -1,0 +1,456 @@
+"""The training loop: build models and data from a Config, step, log, checkpoint, resume.
+
+A run directory holds `config.yaml` (the resolved config), `metrics.jsonl` and `checkpoints/`.
+Faults end the run with a message a user can act on and the last good checkpoint intact:
+a non-finite loss (nothing of that step is saved), too many unreadable files, SIGTERM/SIGINT
+(finish the step, save, exit). `resume=true` continues exactly where the checkpoint stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from train import distributed
+from train.batches import Batch, BatchPlan, StepBatches, make_loader
+from train.checkpoint import LATEST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from train.config import Config, ConfigError, dump_config, to_dict
+from train.data import build_dataset, normalize_clip
+from train.masks import build_masker, num_mask_sets
+from train.models import build_encoder, build_predictor
+from train.models.jepa import JEPA
+from train.monitor import MetricsLog, rankme
+from train.objectives import build_objective
+from train.optim import build_optimizer, ema_update, set_schedule
+from train.schedules import Schedules
+from train.step import autocast, forward_backward
+
+log = logging.getLogger("train")
+
+# Keys a resumed run may change freely: they do not change what is computed.
+FREE_CHANGES = {
+    "resume",
+    "compile",
+    "device",
+    "data.num_workers",
+    "checkpoint_every",
+    "keep_every",
+    "monitor.log_every",
+    "monitor.rankme_every",
+}
+# Keys a resumed run may change to recover from a fault (a NaN, bad data), with a warning.
+RECOVERY_PREFIXES = ("optim.", "precision", "data.max_bad_fraction")
+MIN_DRAWS_FOR_BAD_FRACTION = 200
+RANKME_MAX_TOKENS = 4096
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on; the message says why and what to do."""
+
+
+class NonFiniteLossError(TrainingError):
+    pass
+
+
+class BadDataError(TrainingError):
+    pass
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    steps_done: int
+    final_loss: float
+    stopped_early: bool
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA device is available; use device=cpu or auto")
+    return torch.device(name)
+
+
+class StopSignal:
+    """SIGTERM/SIGINT ask the loop to finish its step, save and exit, instead of dying mid-write."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. called from a notebook worker)
+                break
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            flat.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            flat[prefix + k] = v
+    return flat
+
+
+def check_resumable(saved: dict, cfg: Config) -> list[str]:
+    """Refuses a resume whose config would make it another run; returns the recovery changes."""
+    old, new = _flatten(saved), _flatten(to_dict(cfg))
+    changed = sorted(
+        k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in FREE_CHANGES
+    )
+    describe = lambda keys: "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
+    refused = [k for k in changed if not k.startswith(RECOVERY_PREFIXES)]
+    if refused:
+        raise ConfigError(
+            f"resume=true but the config differs from the checkpoint's ({describe(refused)}). "
+            "Pass the same config and overrides to continue, or choose a new out= to start "
+            "another run."
+        )
+    return [describe([k]) for k in changed]
+
+
+class Trainer:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.dist = distributed.setup(self.device.type)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.run_dir = Path(cfg.out)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        self.encoder = build_encoder(cfg.model).to(self.device)
+        self.num_tokens = self.encoder.num_tokens
+        self.objective = build_objective(cfg.target, cfg.model.tubelet_size, cfg.model.patch_size)
+        self.predictor = build_predictor(
+            cfg.model,
+            self.encoder.grid_size,
+            num_mask_sets(cfg.mask),
+            self.objective.output_dim(self.encoder),
+        ).to(self.device)
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False).eval()
+        self.optimizer = build_optimizer(
+            {"encoder": self.encoder, "predictor": self.predictor}, cfg.optim, self.device
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
+        self.schedules = Schedules(cfg.optim, cfg.steps)
+
+        model = JEPA(self.encoder, self.predictor)
+        if self.dist.enabled:
+            device_ids = [self.dist.local_rank] if self.device.type == "cuda" else None
+            # Buffers are fixed position tables, identical on every rank: no need to sync them.
+            model = DistributedDataParallel(
+                model, device_ids=device_ids, forward_sync_buffers=False
+            )
+        self.model = torch.compile(model) if cfg.compile else model
+        self.target_forward = (
+            torch.compile(self.target_encoder) if cfg.compile else self.target_encoder
+        )
+
+        self.dataset = build_dataset(cfg)
+        self.plan = BatchPlan.create(
+            len(self.dataset),
+            cfg.data.batch_size,
+            cfg.data.micro_batch_size,
+            self.dist.world_size,
+            self.dist.rank,
+            cfg.seed,
+        )
+        m = cfg.model
+        self.masker = build_masker(cfg.mask, self.encoder.grid_size, m.tubelet_size)
+        self.clip_shape = (m.in_chans, m.num_frames, m.img_size, m.img_size)
+        self.start_step = 0
+        self.last_saved_step: int | None = None
+        self.data_counts = {"delivered": 0, "skipped": 0}
+
+    # ----------------------------------------------------------------------------- set-up
+
+    def prepare_run_dir(self) -> None:
+        latest = self.ckpt_dir / LATEST
+        if latest.exists() and not self.cfg.resume:
+            raise ConfigError(
+                f"{self.run_dir} already holds a run (checkpoints/{LATEST}); pass resume=true to "
+                "continue it, or choose another out= for a new run"
+            )
+        if latest.exists():
+            self.restore(load_checkpoint(latest, map_location=self.device))
+        elif self.cfg.resume and self.dist.is_main:
+            log.warning(
+                "resume=true but %s has no checkpoint yet: starting from step 0", self.run_dir
+            )
+        if self.dist.is_main:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            dump_config(self.cfg, self.run_dir / "config.yaml")
+            if self.start_step == 0:
+                self.metrics.path.unlink(missing_ok=True)
+            else:
+                self.metrics.truncate_after(self.start_step)
+        distributed.barrier(self.dist)
+
+    def restore(self, state: dict) -> None:
+        for change in check_resumable(state["config"], self.cfg):
+            if self.dist.is_main:
+                log.warning("resuming with a changed setting: %s", change)
+        self.encoder.load_state_dict(state["encoder"])
+        self.predictor.load_state_dict(state["predictor"])
+        self.target_encoder.load_state_dict(state["target_encoder"])
+        self.optimizer.load_state_dict(state["opt"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.start_step = self.last_saved_step = state["step"]
+        self.data_counts = dict(state["data_counts"])
+        if self.dist.is_main:
+            log.info("resumed %s at step %d", self.run_dir, self.start_step)
+
+    def state(self, steps_done: int, loss: float) -> dict:
+        return {
+            "encoder": self.encoder.state_dict(),
+            "predictor": self.predictor.state_dict(),
+            "target_encoder": self.target_encoder.state_dict(),
+            "opt": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "step": steps_done,
+            "schedule": {
+                "total_steps": self.cfg.steps,
+                "lr": self.schedules.lr(steps_done - 1),
+                "weight_decay": self.schedules.weight_decay(steps_done - 1),
+                "ema": self.schedules.ema(steps_done - 1),
+            },
+            "loss": loss,
+            "data_counts": dict(self.data_counts),
+            "rng": rng_state(),
+            "config": to_dict(self.cfg),
+        }
+
+    def save(self, steps_done: int, loss: float) -> None:
+        if self.dist.is_main:
+            keep = bool(self.cfg.keep_every) and steps_done % self.cfg.keep_every == 0
+            save_checkpoint(self.ckpt_dir, self.state(steps_done, loss), keep_copy=keep)
+        self.last_saved_step = steps_done
+        distributed.barrier(self.dist)
+
+    # ----------------------------------------------------------------------------- monitors
+
+    def monitor_clips(self) -> torch.Tensor:
+        """A fixed batch (the dataset's evaluation view of its first items) for RankMe."""
+        count = min(self.cfg.monitor.rankme_clips, len(self.dataset))
+        return torch.stack([self.dataset[i]["clip"] for i in range(count)]).to(self.device)
+
+    @torch.no_grad()
+    def target_rankme(self, clips: torch.Tensor) -> float:
+        with autocast(self.device, self.cfg.precision):
+            features = self.target_encoder(normalize_clip(clips)).float()
+        tokens = features.reshape(-1, features.shape[-1])
+        stride = max(1, math.ceil(tokens.shape[0] / RANKME_MAX_TOKENS))
+        return rankme(tokens[::stride])
+
+    def check_bad_data(self, skipped_now: list[str], delivered_now: int) -> None:
+        counts = torch.tensor([len(skipped_now), delivered_now], dtype=torch.float64)
+        counts = distributed.mean_across(counts, self.dist) * self.dist.world_size
+        self.data_counts["skipped"] += int(counts[0])
+        self.data_counts["delivered"] += int(counts[1])
+        drawn = self.data_counts["skipped"] + self.data_counts["delivered"]
+        fraction = self.data_counts["skipped"] / max(1, drawn)
+        limit = self.cfg.data.max_bad_fraction
+        if drawn >= MIN_DRAWS_FOR_BAD_FRACTION and fraction > limit:
+            examples = "; ".join(skipped_now[:3]) or "see the warnings above"
+            raise BadDataError(
+                f"{self.data_counts['skipped']} of {drawn} items drawn so far could not be read "
+                f"({fraction:.0%} > data.max_bad_fraction={limit:.0%}). Recent: {examples}. "
+                "Remove or re-encode the broken files, or raise data.max_bad_fraction."
+            )
+
+    # ----------------------------------------------------------------------------- the loop
+
+    def fetch(self, batches) -> tuple[list[Batch], float]:
+        start = time.perf_counter()
+        micro = [next(batches).to(self.device) for _ in range(self.plan.accum_steps)]
+        return micro, time.perf_counter() - start
+
+    def run(self) -> RunResult:
+        cfg = self.cfg
+        self.prepare_run_dir()
+        if self.start_step >= cfg.steps:
+            log.warning("%s already finished %d steps; nothing to do", self.run_dir, cfg.steps)
+            return RunResult(self.run_dir, self.start_step, float("nan"), stopped_early=False)
+        monitor_clips = self.monitor_clips() if self.dist.is_main else None
+        loader = make_loader(
+            StepBatches(self.dataset, self.plan, self.masker, self.clip_shape),
+            self.start_step,
+            cfg.steps,
+            cfg.data.num_workers,
+            self.device.type == "cuda",
+        )
+        batches = iter(loader)
+        # Only rank 0 draws a bar; elsewhere tqdm's own default (and TQDM_DISABLE) decides.
+        quiet = {} if self.dist.is_main else {"disable": True}
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.start_step,
+            desc=f"train {self.run_dir.name}",
+            unit="step",
+            dynamic_ncols=True,
+            file=sys.stderr,
+            **quiet,
+        )
+        loss_value = float("nan")
+        started = time.perf_counter()
+        self.model.train()
+        with StopSignal() as stop:
+            for step in range(self.start_step, cfg.steps):
+                steps_done = step + 1
+                micro_batches, data_s = self.fetch(batches)
+                compute_start = time.perf_counter()
+                lr, wd = self.schedules.lr(step), self.schedules.weight_decay(step)
+                ema = self.schedules.ema(step)
+                set_schedule(self.optimizer, lr, wd)
+                logging_now = steps_done % cfg.monitor.log_every == 0 or steps_done in (
+                    1,
+                    cfg.steps,
+                )
+                stats = forward_backward(
+                    self.model,
+                    self.target_forward,
+                    self.objective,
+                    micro_batches,
+                    self.device,
+                    cfg.precision,
+                    self.scaler,
+                    self.num_tokens,
+                    with_monitors=logging_now,
+                )
+                # One all-reduce carries the loss and the stop request, so all ranks agree.
+                shared = torch.stack(
+                    [stats.loss.float(), torch.tensor(float(stop.requested), device=self.device)]
+                )
+                shared = distributed.mean_across(shared, self.dist)
+                loss_value, stop_votes = shared[0].item(), shared[1].item()
+                if not math.isfinite(loss_value):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    raise NonFiniteLossError(self.non_finite_message(steps_done, loss_value))
+                grad_norm = self.optimizer_step()
+                ema_update(self.target_encoder, self.encoder, ema)
+                step_s = time.perf_counter() - compute_start
+                self.check_bad_data(
+                    [m for b in micro_batches for m in b.skipped],
+                    sum(b.clips.shape[0] for b in micro_batches),
+                )
+                if logging_now and self.dist.is_main:
+                    record = {
+                        "step": steps_done,
+                        "loss": loss_value,
+                        "loss_sets": stats.set_losses,
+                        "lr": lr,
+                        "wd": wd,
+                        "ema": ema,
+                        "grad_norm": grad_norm,
+                        "pred_std": stats.pred_std,
+                        "target_std": stats.target_std,
+                        "mask_ratio": stats.mask_ratio,
+                        "padding": stats.padding,
+                        "skipped": self.data_counts["skipped"],
+                        "data_s": data_s,
+                        "step_s": step_s,
+                        "clips_per_s": cfg.data.batch_size / max(1e-9, data_s + step_s),
+                        "elapsed_s": time.perf_counter() - started,
+                    }
+                    every = cfg.monitor.rankme_every
+                    if every and (steps_done % every == 0 or steps_done == 1):
+                        record["rankme"] = self.target_rankme(monitor_clips)
+                    self.metrics.write(record)
+                    bar.set_postfix(
+                        loss=f"{loss_value:.4f}",
+                        clips_s=f"{record['clips_per_s']:.0f}",
+                        refresh=False,
+                    )
+                bar.update(1)
+                if steps_done % cfg.checkpoint_every == 0 or steps_done == cfg.steps:
+                    self.save(steps_done, loss_value)
+                if stop_votes > 0:
+                    if steps_done % cfg.checkpoint_every and steps_done != cfg.steps:
+                        self.save(steps_done, loss_value)
+                    bar.close()
+                    log.warning(
+                        "stopped by signal after step %d; checkpoint saved in %s; "
+                        "continue with resume=true",
+                        steps_done,
+                        self.ckpt_dir,
+                    )
+                    return RunResult(self.run_dir, steps_done, loss_value, stopped_early=True)
+        bar.close()
+        return RunResult(self.run_dir, cfg.steps, loss_value, stopped_early=False)
+
+    def optimizer_step(self) -> float:
+        clip = self.cfg.optim.clip_grad
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm.item()
+
+    def non_finite_message(self, steps_done: int, loss: float) -> str:
+        if self.last_saved_step is None:
+            where = "no checkpoint had been written yet"
+        else:
+            where = (
+                f"the last good checkpoint (step {self.last_saved_step}) is intact in "
+                f"{self.ckpt_dir}"
+            )
+        return (
+            f"loss became {loss} at step {steps_done}; the run stopped and nothing of this step "
+            f"was saved: {where}. Continue from it with resume=true and a lower optim.lr, a "
+            "longer optim.warmup_steps or precision=bf16 instead of fp16 (these may change on "
+            "resume), or check the data for broken clips."
+        )
+
+
+def train(cfg: Config) -> RunResult:
+    trainer = Trainer(cfg)
+    try:
+        return trainer.run()
+    finally:
+        distributed.teardown()
+
+
+def run_summary(result: RunResult) -> str:
+    return json.dumps(
+        {
+            "run_dir": str(result.run_dir),
+            "steps_done": result.steps_done,
+            "final_loss": result.final_loss,
+            "stopped_early": result.stopped_early,
+        }
+    )

@@ -1,0 +1,94 @@
+"""The narrow predictor: from context features and target positions to target features.
+
+Context tokens (encoder outputs projected to the predictor width, plus their positions) and
+learned mask tokens (one per mask set, plus the target positions) attend jointly; the outputs at
+the target positions are normed and projected back to the encoder width (or to the pixel width
+of a tubelet when the objective regresses pixels). Names match the released V-JEPA predictor.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from train.models.positions import sincos_3d
+from train.models.vit import (
+    LAYER_NORM_EPS,
+    Block,
+    gather_tokens,
+    init_transformer_weights,
+    positions_for,
+    run_blocks,
+)
+
+
+class Predictor(nn.Module):
+    def __init__(
+        self,
+        *,
+        grid_size: tuple[int, int, int],
+        embed_dim: int,
+        pred_embed_dim: int = 384,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        num_mask_tokens: int = 2,
+        out_dim: int | None = None,
+        checkpoint_activations: bool = False,
+    ):
+        super().__init__()
+        self.grid_size = tuple(grid_size)
+        self.checkpoint_activations = checkpoint_activations
+        self.predictor_embed = nn.Linear(embed_dim, pred_embed_dim)
+        # Zero-initialised: every masked position starts as "position only", as in V-JEPA.
+        self.mask_tokens = nn.ParameterList(
+            nn.Parameter(torch.zeros(1, 1, pred_embed_dim)) for _ in range(num_mask_tokens)
+        )
+        self.register_buffer("predictor_pos_embed", sincos_3d(pred_embed_dim, self.grid_size)[None])
+        self.predictor_blocks = nn.ModuleList(
+            Block(pred_embed_dim, num_heads, mlp_ratio) for _ in range(depth)
+        )
+        self.predictor_norm = nn.LayerNorm(pred_embed_dim, eps=LAYER_NORM_EPS)
+        self.predictor_proj = nn.Linear(pred_embed_dim, out_dim or embed_dim)
+        init_transformer_weights(self, self.predictor_blocks)
+
+    def forward(
+        self,
+        context: torch.Tensor,
+        context_idx: torch.Tensor,
+        target_idx: torch.Tensor,
+        *,
+        context_valid: torch.Tensor | None = None,
+        target_valid: torch.Tensor | None = None,
+        mask_index: int = 0,
+        grid: tuple[int, int, int] | None = None,
+    ) -> torch.Tensor:
+        """context [B, Nc, D] at token indices context_idx [B, Nc] -> predictions [B, Nt, out]
+        at target_idx [B, Nt]. `*_valid` mark padding; `grid` defaults to the configured one."""
+        if not 0 <= mask_index < len(self.mask_tokens):
+            raise ValueError(
+                f"mask_index {mask_index} out of range: this predictor has "
+                f"{len(self.mask_tokens)} mask tokens (one per mask set)"
+            )
+        positions = positions_for(self.predictor_pos_embed, self.grid_size, grid or self.grid_size)
+        positions = positions.expand(context.shape[0], -1, -1)
+        ctx = self.predictor_embed(context) + gather_tokens(positions, context_idx)
+        tgt = self.mask_tokens[mask_index] + gather_tokens(positions, target_idx)
+        x = torch.cat([ctx, tgt], dim=1)
+        valid = None
+        if context_valid is not None or target_valid is not None:
+            valid = torch.cat(
+                [
+                    _all_true(context_idx) if context_valid is None else context_valid,
+                    _all_true(target_idx) if target_valid is None else target_valid,
+                ],
+                dim=1,
+            )
+        checkpointing = self.checkpoint_activations and self.training
+        x = run_blocks(self.predictor_blocks, x, valid, checkpointing)
+        x = self.predictor_norm(x[:, ctx.shape[1] :])
+        return self.predictor_proj(x)
+
+
+def _all_true(index: torch.Tensor) -> torch.Tensor:
+    return torch.ones_like(index, dtype=torch.bool)

@@ -1,0 +1,204 @@
+"""Video Vision Transformer: tubelet embedding, fixed 3-D sin-cos positions, pre-norm blocks.
+
+Parameter names follow timm and the released V-JEPA weights (`patch_embed.proj`, `pos_embed`,
+`blocks.N.norm1`, `blocks.N.attn.qkv`, `blocks.N.attn.proj`, `blocks.N.mlp.fc1/fc2`, `norm`) so
+those weights map onto this module by name. A clip of one frame with tubelet size 1 is an image:
+I-JEPA runs through the same code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from train.models.positions import sincos_3d
+
+LAYER_NORM_EPS = 1e-6
+
+
+def gather_tokens(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """tokens [B, N, D], index [B, K] -> [B, K, D]."""
+    return torch.gather(tokens, 1, index.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+
+
+def key_padding_mask(valid: torch.Tensor | None) -> torch.Tensor | None:
+    """[B, N] validity -> the boolean attention mask SDPA broadcasts over heads and queries.
+
+    None when every token is valid, so SDPA may pick its fastest (flash) kernel.
+    """
+    if valid is None or bool(valid.all()):
+        return None
+    return valid[:, None, None, :]
+
+
+class PatchEmbed(nn.Module):
+    """Cuts [B, C, T, H, W] into tubelets of tubelet_size x patch_size^2 and embeds each."""
+
+    def __init__(self, patch_size: int, tubelet_size: int, in_chans: int, embed_dim: int):
+        super().__init__()
+        self.patch_size = patch_size
+        self.tubelet_size = tubelet_size
+        kernel = (tubelet_size, patch_size, patch_size)
+        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=kernel, stride=kernel)
+
+    def grid(self, clip_shape: torch.Size) -> tuple[int, int, int]:
+        *_, t, h, w = clip_shape
+        p, tt = self.patch_size, self.tubelet_size
+        if t % tt or h % p or w % p:
+            raise ValueError(
+                f"clip of {t} frames x {h}x{w} px does not split into tubelets of {tt} frames x "
+                f"{p}x{p} px; resize or crop it to multiples"
+            )
+        return t // tt, h // p, w // p
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.proj(clip).flatten(2).transpose(1, 2)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"width {dim} is not divisible by {num_heads} heads")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=True)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, n, d = x.shape
+        qkv = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.proj(x.transpose(1, 2).reshape(b, n, d))
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.attn = Attention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.mlp = MLP(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), attn_mask)
+        return x + self.mlp(self.norm2(x))
+
+
+def run_blocks(
+    blocks: nn.ModuleList, x: torch.Tensor, valid: torch.Tensor | None, checkpointing: bool
+) -> torch.Tensor:
+    """Blocks in order; with `checkpointing`, activations are recomputed in backward to save
+    memory (about one extra forward of compute)."""
+    attn_mask = key_padding_mask(valid)
+    for block in blocks:
+        if checkpointing and torch.is_grad_enabled():
+            x = checkpoint(block, x, attn_mask, use_reentrant=False)
+        else:
+            x = block(x, attn_mask)
+    return x
+
+
+def positions_for(table: torch.Tensor, base_grid: tuple, grid: tuple) -> torch.Tensor:
+    """The stored [1, N, D] table, or the exact sin-cos table of another grid."""
+    if tuple(grid) == tuple(base_grid):
+        return table
+    return sincos_3d(table.shape[-1], tuple(grid)).to(table)[None]
+
+
+def init_transformer_weights(module: nn.Module, blocks: nn.ModuleList) -> None:
+    """Truncated-normal linears, unit norms, and residual projections scaled down by depth so
+    the residual stream starts with comparable variance at every layer."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv3d)):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for layer, block in enumerate(blocks, start=1):
+        block.attn.proj.weight.data.div_(math.sqrt(2.0 * layer))
+        block.mlp.fc2.weight.data.div_(math.sqrt(2.0 * layer))
+
+
+class VisionTransformer(nn.Module):
+    def __init__(
+        self,
+        *,
+        img_size: int = 224,
+        num_frames: int = 16,
+        patch_size: int = 16,
+        tubelet_size: int = 2,
+        in_chans: int = 3,
+        embed_dim: int = 1024,
+        depth: int = 24,
+        num_heads: int = 16,
+        mlp_ratio: float = 4.0,
+        checkpoint_activations: bool = False,
+    ):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.checkpoint_activations = checkpoint_activations
+        self.patch_embed = PatchEmbed(patch_size, tubelet_size, in_chans, embed_dim)
+        self.grid_size = self.patch_embed.grid((num_frames, img_size, img_size))
+        self.register_buffer("pos_embed", sincos_3d(embed_dim, self.grid_size)[None])
+        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio) for _ in range(depth))
+        self.norm = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPS)
+        init_transformer_weights(self, self.blocks)
+
+    @property
+    def num_tokens(self) -> int:
+        return math.prod(self.grid_size)
+
+    def as_clip(self, x: torch.Tensor) -> torch.Tensor:
+        """Images [B, C, H, W] become one-frame clips when the tubelet is one frame deep."""
+        if x.dim() == 4 and self.patch_embed.tubelet_size == 1:
+            return x.unsqueeze(2)
+        if x.dim() != 5:
+            raise ValueError(f"expected a clip batch [B, C, T, H, W], got shape {tuple(x.shape)}")
+        return x
+
+    def embed(self, clip: torch.Tensor) -> torch.Tensor:
+        """Tubelet tokens plus positions, [B, N, D], for the whole clip."""
+        clip = self.as_clip(clip)
+        grid = self.patch_embed.grid(clip.shape)
+        return self.patch_embed(clip) + positions_for(self.pos_embed, self.grid_size, grid)
+
+    def encode_tokens(
+        self, tokens: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Blocks and final norm over already embedded (and possibly gathered) tokens."""
+        checkpointing = self.checkpoint_activations and self.training
+        return self.norm(run_blocks(self.blocks, tokens, valid, checkpointing))
+
+    def forward(
+        self,
+        clip: torch.Tensor,
+        keep: torch.Tensor | None = None,
+        keep_valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Features of every token, or only of the `keep` [B, K] tokens (the context).
+
+        `keep_valid` [B, K] marks padding in `keep`: padded entries are not attended to.
+        """
+        tokens = self.embed(clip)
+        if keep is not None:
+            tokens = gather_tokens(tokens, keep)
+        return self.encode_tokens(tokens, keep_valid)

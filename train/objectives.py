@@ -1,0 +1,106 @@
+"""What the predictor regresses, and with which loss.
+
+`features` is V-JEPA: the EMA target encoder sees the whole clip (no gradient), its output is
+layer-normed without affine parameters and gathered at the target tokens; the loss is L1.
+`pixels` is the VideoMAE-style baseline: each target tubelet's pixels, normalised per tubelet
+(mean 0, variance 1), regressed with MSE by the same encoder, predictor and masks.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from train.models import VisionTransformer, gather_tokens
+
+
+def masked_mean_per_sample(errors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """errors [B, K] -> mean over each sample's valid tokens, then over samples.
+
+    Each sample weighs the same however many tokens its mask hides, so the loss of a batch split
+    across processes or micro-batches equals the loss of the whole batch.
+    """
+    valid = valid.to(errors.dtype)
+    per_sample = (errors * valid).sum(1) / valid.sum(1).clamp_min(1.0)
+    return per_sample.mean()
+
+
+def patchify(clip: torch.Tensor, tubelet_size: int, patch_size: int) -> torch.Tensor:
+    """[B, C, T, H, W] -> [B, N, tubelet*patch*patch*C] in the encoder's token order."""
+    b, c, t, h, w = clip.shape
+    tt, p = tubelet_size, patch_size
+    x = clip.reshape(b, c, t // tt, tt, h // p, p, w // p, p)
+    x = x.permute(0, 2, 4, 6, 3, 5, 7, 1)  # B, T', H', W', tt, p, p, C
+    return x.reshape(b, (t // tt) * (h // p) * (w // p), tt * p * p * c)
+
+
+def unpatchify(
+    tokens: torch.Tensor, grid: tuple[int, int, int], tubelet_size: int, patch_size: int
+) -> torch.Tensor:
+    """Inverse of `patchify`: [B, N, tt*p*p*C] -> [B, C, T, H, W]."""
+    b = tokens.shape[0]
+    tt, p = tubelet_size, patch_size
+    c = tokens.shape[-1] // (tt * p * p)
+    x = tokens.reshape(b, *grid, tt, p, p, c)
+    x = x.permute(0, 7, 1, 4, 2, 5, 3, 6)  # B, C, T', tt, H', p, W', p
+    return x.reshape(b, c, grid[0] * tt, grid[1] * p, grid[2] * p)
+
+
+class Objective(Protocol):
+    def output_dim(self, encoder: VisionTransformer) -> int: ...
+
+    def targets(self, clips: torch.Tensor, target_encoder: VisionTransformer) -> torch.Tensor:
+        """Per-token regression targets [B, N, output_dim] for the whole clip."""
+        ...
+
+    def loss(
+        self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor: ...
+
+
+class FeatureObjective:
+    def output_dim(self, encoder: VisionTransformer) -> int:
+        return encoder.embed_dim
+
+    @torch.no_grad()
+    def targets(self, clips: torch.Tensor, target_encoder: VisionTransformer) -> torch.Tensor:
+        h = target_encoder(clips)
+        return F.layer_norm(h.float(), (h.shape[-1],))
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        errors = (pred.float() - target).abs().mean(-1)
+        return masked_mean_per_sample(errors, valid)
+
+
+class PixelObjective:
+    def __init__(self, tubelet_size: int, patch_size: int):
+        self.tubelet_size = tubelet_size
+        self.patch_size = patch_size
+
+    def output_dim(self, encoder: VisionTransformer) -> int:
+        return self.tubelet_size * self.patch_size**2 * encoder.patch_embed.proj.in_channels
+
+    @torch.no_grad()
+    def targets(self, clips: torch.Tensor, target_encoder: VisionTransformer) -> torch.Tensor:
+        patches = patchify(
+            target_encoder.as_clip(clips).float(), self.tubelet_size, self.patch_size
+        )
+        mean = patches.mean(-1, keepdim=True)
+        var = patches.var(-1, keepdim=True)
+        return (patches - mean) / (var + 1e-6).sqrt()
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        errors = (pred.float() - target).pow(2).mean(-1)
+        return masked_mean_per_sample(errors, valid)
+
+
+def build_objective(target: str, tubelet_size: int, patch_size: int) -> Objective:
+    if target == "features":
+        return FeatureObjective()
+    return PixelObjective(tubelet_size, patch_size)
+
+
+def target_tokens(all_targets: torch.Tensor, target_idx: torch.Tensor) -> torch.Tensor:
+    return gather_tokens(all_targets, target_idx)

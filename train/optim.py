@@ -1,0 +1,47 @@
+"""AdamW with weight decay on weight matrices only, and the EMA update of the target encoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from train.config import OptimConfig
+
+
+def decays(name: str, param: nn.Parameter) -> bool:
+    """Biases, norm scales and learned mask tokens are not decayed: shrinking them toward zero
+    has no regularising meaning. Weight matrices and conv kernels are."""
+    return param.ndim >= 2 and "mask_tokens" not in name
+
+
+def build_optimizer(modules: dict[str, nn.Module], cfg: OptimConfig, device: torch.device):
+    named = [(f"{k}.{n}", p) for k, m in modules.items() for n, p in m.named_parameters()]
+    named = [(n, p) for n, p in named if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in named if decays(n, p)], "decay": True},
+        {"params": [p for n, p in named if not decays(n, p)], "decay": False, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        groups,
+        lr=cfg.start_lr,
+        betas=cfg.betas,
+        eps=cfg.eps,
+        weight_decay=cfg.weight_decay,
+        # One kernel for all parameters where the build supports it (CUDA, and CPU in torch>=2.4).
+        fused=device.type in ("cuda", "cpu"),
+    )
+
+
+def set_schedule(optimizer: torch.optim.Optimizer, lr: float, weight_decay: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        if group["decay"]:
+            group["weight_decay"] = weight_decay
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
+    """target <- momentum * target + (1 - momentum) * online, parameter by parameter."""
+    target_params = list(target.parameters())
+    online_params = list(online.parameters())
+    torch._foreach_lerp_(target_params, online_params, 1.0 - momentum)

@@ -123,6 +123,9 @@ class MonitorConfig:
     log_every: int = 10
     rankme_every: int = 100
     rankme_clips: int = 16
+    # A cheap probe fitted on held-out labelled clips every N steps (0: off); see train/eval.
+    online_probe_every: int = 0
+    online_probe_clips: int = 512
 
 
 @dataclass

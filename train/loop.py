@@ -185,6 +185,11 @@ class Trainer:
         m = cfg.model
         self.masker = build_masker(cfg.mask, self.encoder.grid_size, m.tubelet_size)
         self.clip_shape = (m.in_chans, m.num_frames, m.img_size, m.img_size)
+        self.online_probe = None
+        if cfg.monitor.online_probe_every and self.dist.is_main:
+            from train.eval.online import OnlineProbe
+
+            self.online_probe = OnlineProbe(cfg, self.device)
         self.start_step = 0
         self.last_saved_step: int | None = None
         self.data_counts = {"delivered": 0, "skipped": 0}
@@ -331,9 +336,12 @@ class Trainer:
                 lr, wd = self.schedules.lr(step), self.schedules.weight_decay(step)
                 ema = self.schedules.ema(step)
                 set_schedule(self.optimizer, lr, wd)
-                logging_now = steps_done % cfg.monitor.log_every == 0 or steps_done in (
-                    1,
-                    cfg.steps,
+                probe_every = cfg.monitor.online_probe_every
+                probe_now = bool(probe_every) and (
+                    steps_done % probe_every == 0 or steps_done == cfg.steps
+                )
+                logging_now = probe_now or (
+                    steps_done % cfg.monitor.log_every == 0 or steps_done in (1, cfg.steps)
                 )
                 stats = forward_backward(
                     self.model,
@@ -384,6 +392,8 @@ class Trainer:
                     every = cfg.monitor.rankme_every
                     if every and (steps_done % every == 0 or steps_done == 1):
                         record["rankme"] = self.target_rankme(monitor_clips)
+                    if probe_now and self.online_probe is not None:
+                        record.update(self.online_probe.measure(self.target_encoder))
                     self.metrics.write(record)
                     bar.set_postfix(
                         loss=f"{loss_value:.4f}",

@@ -17,7 +17,7 @@ class Size:
 
 # ViT-L/H and the 384 x 12 predictor are the paper's; tiny is this project's CPU teaching model.
 SIZES: dict[str, Size] = {
-    "tiny": Size(192, 6, 3, 96, 4, 3),
+    "tiny": Size(128, 4, 2, 96, 4, 3),
     "vit_s": Size(384, 12, 6, 384, 12, 12),
     "vit_b": Size(768, 12, 12, 384, 12, 12),
     "vit_l": Size(1024, 24, 16, 384, 12, 12),

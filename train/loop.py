@@ -68,6 +68,14 @@ class BadDataError(TrainingError):
 
 
 @dataclass
+class StepOutcome:
+    steps_done: int
+    loss: float
+    stop_requested: bool
+    record: dict | None  # the metrics of a logged step, before the periodic monitors
+
+
+@dataclass
 class RunResult:
     run_dir: Path
     steps_done: int
@@ -306,18 +314,44 @@ class Trainer:
             log.warning("%s already finished %d steps; nothing to do", self.run_dir, cfg.steps)
             return RunResult(self.run_dir, self.start_step, float("nan"), stopped_early=False)
         monitor_clips = self.monitor_clips() if self.dist.is_main else None
-        loader = make_loader(
-            StepBatches(self.dataset, self.plan, self.masker, self.clip_shape),
-            self.start_step,
-            cfg.steps,
-            cfg.data.num_workers,
-            self.device.type == "cuda",
+        batches = iter(
+            make_loader(
+                StepBatches(self.dataset, self.plan, self.masker, self.clip_shape),
+                self.start_step,
+                cfg.steps,
+                cfg.data.num_workers,
+                self.device.type == "cuda",
+            )
         )
-        batches = iter(loader)
+        bar = self.progress_bar()
+        started = time.perf_counter()
+        outcome = None
+        self.model.train()
+        with StopSignal() as stop, bar:
+            for step in range(self.start_step, cfg.steps):
+                outcome = self.train_step(step, batches, stop.requested)
+                if self.dist.is_main and outcome.record is not None:
+                    self.log_step(outcome, monitor_clips, time.perf_counter() - started, bar)
+                bar.update(1)
+                steps_done = step + 1
+                stopping = outcome.stop_requested
+                if stopping or steps_done % cfg.checkpoint_every == 0 or steps_done == cfg.steps:
+                    self.save(steps_done, outcome.loss)
+                if stopping:
+                    log.warning(
+                        "stopped by signal after step %d; checkpoint saved in %s; "
+                        "continue with resume=true",
+                        steps_done,
+                        self.ckpt_dir,
+                    )
+                    return RunResult(self.run_dir, steps_done, outcome.loss, stopped_early=True)
+        return RunResult(self.run_dir, cfg.steps, outcome.loss, stopped_early=False)
+
+    def progress_bar(self) -> tqdm:
         # Only rank 0 draws a bar; elsewhere tqdm's own default (and TQDM_DISABLE) decides.
         quiet = {} if self.dist.is_main else {"disable": True}
-        bar = tqdm(
-            total=cfg.steps,
+        return tqdm(
+            total=self.cfg.steps,
             initial=self.start_step,
             desc=f"train {self.run_dir.name}",
             unit="step",
@@ -325,97 +359,87 @@ class Trainer:
             file=sys.stderr,
             **quiet,
         )
-        loss_value = float("nan")
-        started = time.perf_counter()
-        self.model.train()
-        with StopSignal() as stop:
-            for step in range(self.start_step, cfg.steps):
-                steps_done = step + 1
-                micro_batches, data_s = self.fetch(batches)
-                compute_start = time.perf_counter()
-                lr, wd = self.schedules.lr(step), self.schedules.weight_decay(step)
-                ema = self.schedules.ema(step)
-                set_schedule(self.optimizer, lr, wd)
-                probe_every = cfg.monitor.online_probe_every
-                probe_now = bool(probe_every) and (
-                    steps_done % probe_every == 0 or steps_done == cfg.steps
-                )
-                logging_now = probe_now or (
-                    steps_done % cfg.monitor.log_every == 0 or steps_done in (1, cfg.steps)
-                )
-                stats = forward_backward(
-                    self.model,
-                    self.target_forward,
-                    self.objective,
-                    micro_batches,
-                    self.device,
-                    cfg.precision,
-                    self.scaler,
-                    self.num_tokens,
-                    with_monitors=logging_now,
-                )
-                # One all-reduce carries the loss and the stop request, so all ranks agree.
-                shared = torch.stack(
-                    [stats.loss.float(), torch.tensor(float(stop.requested), device=self.device)]
-                )
-                shared = distributed.mean_across(shared, self.dist)
-                loss_value, stop_votes = shared[0].item(), shared[1].item()
-                if not math.isfinite(loss_value):
-                    self.optimizer.zero_grad(set_to_none=True)
-                    raise NonFiniteLossError(self.non_finite_message(steps_done, loss_value))
-                grad_norm = self.optimizer_step()
-                ema_update(self.target_encoder, self.encoder, ema)
-                step_s = time.perf_counter() - compute_start
-                self.check_bad_data(
-                    [m for b in micro_batches for m in b.skipped],
-                    sum(b.clips.shape[0] for b in micro_batches),
-                )
-                if logging_now and self.dist.is_main:
-                    record = {
-                        "step": steps_done,
-                        "loss": loss_value,
-                        "loss_sets": stats.set_losses,
-                        "lr": lr,
-                        "wd": wd,
-                        "ema": ema,
-                        "grad_norm": grad_norm,
-                        "pred_std": stats.pred_std,
-                        "target_std": stats.target_std,
-                        "mask_ratio": stats.mask_ratio,
-                        "padding": stats.padding,
-                        "skipped": self.data_counts["skipped"],
-                        "data_s": data_s,
-                        "step_s": step_s,
-                        "clips_per_s": cfg.data.batch_size / max(1e-9, data_s + step_s),
-                        "elapsed_s": time.perf_counter() - started,
-                    }
-                    every = cfg.monitor.rankme_every
-                    if every and (steps_done % every == 0 or steps_done == 1):
-                        record["rankme"] = self.target_rankme(monitor_clips)
-                    if probe_now and self.online_probe is not None:
-                        record.update(self.online_probe.measure(self.target_encoder))
-                    self.metrics.write(record)
-                    bar.set_postfix(
-                        loss=f"{loss_value:.4f}",
-                        clips_s=f"{record['clips_per_s']:.0f}",
-                        refresh=False,
-                    )
-                bar.update(1)
-                if steps_done % cfg.checkpoint_every == 0 or steps_done == cfg.steps:
-                    self.save(steps_done, loss_value)
-                if stop_votes > 0:
-                    if steps_done % cfg.checkpoint_every and steps_done != cfg.steps:
-                        self.save(steps_done, loss_value)
-                    bar.close()
-                    log.warning(
-                        "stopped by signal after step %d; checkpoint saved in %s; "
-                        "continue with resume=true",
-                        steps_done,
-                        self.ckpt_dir,
-                    )
-                    return RunResult(self.run_dir, steps_done, loss_value, stopped_early=True)
-        bar.close()
-        return RunResult(self.run_dir, cfg.steps, loss_value, stopped_early=False)
+
+    def is_probe_step(self, steps_done: int) -> bool:
+        every = self.cfg.monitor.online_probe_every
+        return bool(every) and (steps_done % every == 0 or steps_done == self.cfg.steps)
+
+    def is_log_step(self, steps_done: int) -> bool:
+        every = self.cfg.monitor.log_every
+        return self.is_probe_step(steps_done) or (
+            steps_done % every == 0 or steps_done in (1, self.cfg.steps)
+        )
+
+    def train_step(self, step: int, batches, stop_requested: bool) -> StepOutcome:
+        """Fetch, forward/backward over the micro-batches, optimiser step, EMA update."""
+        steps_done = step + 1
+        micro_batches, data_s = self.fetch(batches)
+        compute_start = time.perf_counter()
+        lr, wd, ema = (
+            self.schedules.lr(step),
+            self.schedules.weight_decay(step),
+            self.schedules.ema(step),
+        )
+        set_schedule(self.optimizer, lr, wd)
+        logging_now = self.is_log_step(steps_done)
+        stats = forward_backward(
+            self.model,
+            self.target_forward,
+            self.objective,
+            micro_batches,
+            self.device,
+            self.cfg.precision,
+            self.scaler,
+            self.num_tokens,
+            with_monitors=logging_now,
+        )
+        # One all-reduce carries the loss and the stop request, so all ranks agree on both.
+        stop_flag = torch.tensor(float(stop_requested), device=self.device)
+        shared = distributed.mean_across(torch.stack([stats.loss.float(), stop_flag]), self.dist)
+        loss, stop_votes = shared[0].item(), shared[1].item()
+        if not math.isfinite(loss):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLossError(self.non_finite_message(steps_done, loss))
+        grad_norm = self.optimizer_step()
+        ema_update(self.target_encoder, self.encoder, ema)
+        step_s = time.perf_counter() - compute_start
+        self.check_bad_data(
+            [m for b in micro_batches for m in b.skipped],
+            sum(b.clips.shape[0] for b in micro_batches),
+        )
+        record = None
+        if logging_now:
+            record = {
+                "step": steps_done,
+                "loss": loss,
+                "loss_sets": stats.set_losses,
+                "lr": lr,
+                "wd": wd,
+                "ema": ema,
+                "grad_norm": grad_norm,
+                "pred_std": stats.pred_std,
+                "target_std": stats.target_std,
+                "mask_ratio": stats.mask_ratio,
+                "padding": stats.padding,
+                "skipped": self.data_counts["skipped"],
+                "data_s": data_s,
+                "step_s": step_s,
+                "clips_per_s": self.cfg.data.batch_size / max(1e-9, data_s + step_s),
+            }
+        return StepOutcome(steps_done, loss, stop_votes > 0, record)
+
+    def log_step(self, outcome: StepOutcome, monitor_clips, elapsed_s: float, bar) -> None:
+        """Adds the periodic monitors (RankMe, online probe) and appends the metrics record."""
+        record = {**outcome.record, "elapsed_s": elapsed_s}
+        every = self.cfg.monitor.rankme_every
+        if every and (outcome.steps_done % every == 0 or outcome.steps_done == 1):
+            record["rankme"] = self.target_rankme(monitor_clips)
+        if self.online_probe is not None and self.is_probe_step(outcome.steps_done):
+            record.update(self.online_probe.measure(self.target_encoder))
+        self.metrics.write(record)
+        bar.set_postfix(
+            loss=f"{outcome.loss:.4f}", clips_s=f"{record['clips_per_s']:.0f}", refresh=False
+        )
 
     def optimizer_step(self) -> float:
         clip = self.cfg.optim.clip_grad

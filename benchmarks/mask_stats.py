@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from train.config import MaskConfig  # noqa: E402
-from train.data.base import draw_generator  # noqa: E402
-from train.masks import build_masker  # noqa: E402
+from train.config import MaskConfig
+from train.data.base import draw_generator
+from train.masks import build_masker
 
 
 def main() -> None:
@@ -40,12 +40,16 @@ def main() -> None:
             padding[k].append(mask_set.padding_fraction())
             context_loss[k].append(1 - counts.min().item() / counts.mean().item())
     print(f"grid {grid} = {tokens} tokens, batch {args.batch}, {args.batches} batches\n")
-    print(f"{'mask set':<24} {'ratio (padded)':>15} {'ratio (truncated)':>18} "
-          f"{'context hidden by trunc.':>25} {'padding slots':>14}")
+    print(
+        f"{'mask set':<24} {'ratio (padded)':>15} {'ratio (truncated)':>18} "
+        f"{'context hidden by trunc.':>25} {'padding slots':>14}"
+    )
     for k, name in enumerate(names):
         mean = statistics.mean
-        print(f"{name:<24} {mean(exact[k]):>15.3f} {mean(truncated[k]):>18.3f} "
-              f"{mean(context_loss[k]):>25.1%} {mean(padding[k]):>14.1%}")
+        print(
+            f"{name:<24} {mean(exact[k]):>15.3f} {mean(truncated[k]):>18.3f} "
+            f"{mean(context_loss[k]):>25.1%} {mean(padding[k]):>14.1%}"
+        )
 
 
 if __name__ == "__main__":

@@ -27,11 +27,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from train.batches import StepBatches  # noqa: E402
-from train.config import load_config  # noqa: E402
-from train.loop import Trainer  # noqa: E402
-from train.optim import ema_update  # noqa: E402
-from train.step import autocast_dtype, forward_backward  # noqa: E402
+from train.batches import StepBatches
+from train.config import load_config
+from train.loop import Trainer
+from train.optim import ema_update
+from train.step import autocast_dtype, forward_backward
 
 
 def sync(device: torch.device) -> None:
@@ -59,8 +59,14 @@ def matmul_peak(device: torch.device, precision: str, size: int, repeats: int) -
 
 
 def measure(preset: str, precision: str, args) -> dict:
-    overrides = [f"precision={precision}", "out=/dev/null/never-written", "data.num_workers=0",
-                 f"device={args.device}", "steps=1000", "optim.warmup_steps=10"]
+    overrides = [
+        f"precision={precision}",
+        "out=/dev/null/never-written",
+        "data.num_workers=0",
+        f"device={args.device}",
+        "steps=1000",
+        "optim.warmup_steps=10",
+    ]
     if args.batch:
         overrides.append(f"data.batch_size={args.batch}")
     if preset != "tiny_cpu":
@@ -76,14 +82,32 @@ def measure(preset: str, precision: str, args) -> dict:
     batch = batch.to(trainer.device)
 
     def step() -> None:
-        forward_backward(trainer.model, trainer.target_forward, trainer.objective, [batch],
-                         trainer.device, precision, trainer.scaler, trainer.num_tokens, False)
+        forward_backward(
+            trainer.model,
+            trainer.target_forward,
+            trainer.objective,
+            [batch],
+            trainer.device,
+            precision,
+            trainer.scaler,
+            trainer.num_tokens,
+            False,
+        )
         trainer.optimizer_step()
         ema_update(trainer.target_encoder, trainer.encoder, 0.999)
 
     with FlopCounterMode(display=False) as counter:
-        forward_backward(trainer.model, trainer.target_forward, trainer.objective, [batch],
-                         trainer.device, precision, trainer.scaler, trainer.num_tokens, False)
+        forward_backward(
+            trainer.model,
+            trainer.target_forward,
+            trainer.objective,
+            [batch],
+            trainer.device,
+            precision,
+            trainer.scaler,
+            trainer.num_tokens,
+            False,
+        )
     trainer.optimizer.zero_grad(set_to_none=True)
     flops = counter.get_total_flops()
     if trainer.device.type == "cuda":
@@ -105,13 +129,22 @@ def measure(preset: str, precision: str, args) -> dict:
     else:
         memory_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return {
-        "preset": preset, "precision": precision, "device": str(trainer.device),
-        "batch": clips, "tokens_per_clip": trainer.num_tokens,
-        "step_s_median": seconds, "step_s_min": min(times), "step_s_max": max(times),
-        "clips_per_s": clips / seconds, "tokens_per_s": clips * trainer.num_tokens / seconds,
-        "gflop_per_clip": flops / clips / 1e9, "achieved_tflops": flops / seconds / 1e12,
-        "matmul_peak_tflops": peak / 1e12, "mfu": flops / seconds / peak,
-        "peak_memory_gib": memory_gib, "data_ms_per_batch": data_ms,
+        "preset": preset,
+        "precision": precision,
+        "device": str(trainer.device),
+        "batch": clips,
+        "tokens_per_clip": trainer.num_tokens,
+        "step_s_median": seconds,
+        "step_s_min": min(times),
+        "step_s_max": max(times),
+        "clips_per_s": clips / seconds,
+        "tokens_per_s": clips * trainer.num_tokens / seconds,
+        "gflop_per_clip": flops / clips / 1e9,
+        "achieved_tflops": flops / seconds / 1e12,
+        "matmul_peak_tflops": peak / 1e12,
+        "mfu": flops / seconds / peak,
+        "peak_memory_gib": memory_gib,
+        "data_ms_per_batch": data_ms,
     }
 
 
@@ -120,7 +153,9 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["tiny_cpu"])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch", type=int, default=None, help="per-device batch (default: preset)")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="per-device batch (default: preset)"
+    )
     parser.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--matmul-size", type=int, default=2048)
@@ -129,15 +164,19 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = [measure(p, prec, args) for p in args.presets for prec in args.precisions]
-    header = (f"{'preset':<10} {'prec':<5} {'batch':>5} {'tokens':>6} {'clips/s':>8} "
-              f"{'tokens/s':>9} {'GFLOP/clip':>10} {'TFLOP/s':>8} {'peak':>6} {'MFU':>6} "
-              f"{'mem GiB':>7} {'data ms':>7}")
+    header = (
+        f"{'preset':<10} {'prec':<5} {'batch':>5} {'tokens':>6} {'clips/s':>8} "
+        f"{'tokens/s':>9} {'GFLOP/clip':>10} {'TFLOP/s':>8} {'peak':>6} {'MFU':>6} "
+        f"{'mem GiB':>7} {'data ms':>7}"
+    )
     print(header)
     for r in rows:
-        print(f"{r['preset']:<10} {r['precision']:<5} {r['batch']:>5} {r['tokens_per_clip']:>6} "
-              f"{r['clips_per_s']:>8.1f} {r['tokens_per_s']:>9.0f} {r['gflop_per_clip']:>10.2f} "
-              f"{r['achieved_tflops']:>8.3f} {r['matmul_peak_tflops']:>6.2f} {r['mfu']:>6.1%} "
-              f"{r['peak_memory_gib']:>7.2f} {r['data_ms_per_batch']:>7.1f}")
+        print(
+            f"{r['preset']:<10} {r['precision']:<5} {r['batch']:>5} {r['tokens_per_clip']:>6} "
+            f"{r['clips_per_s']:>8.1f} {r['tokens_per_s']:>9.0f} {r['gflop_per_clip']:>10.2f} "
+            f"{r['achieved_tflops']:>8.3f} {r['matmul_peak_tflops']:>6.2f} {r['mfu']:>6.1%} "
+            f"{r['peak_memory_gib']:>7.2f} {r['data_ms_per_batch']:>7.1f}"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

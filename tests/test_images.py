@@ -12,8 +12,8 @@ from PIL import Image
 
 from train.config import DataConfig, ModelConfig
 from train.data.base import Draw
+from train.data.files import SkippedFileWarning, UnreadableError
 from train.data.images import ImageDataset, load_image
-from train.data.video import SkippedFileWarning, UnreadableError
 
 
 def texture(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -17,15 +17,10 @@ from tests.video_fixtures import (
 )
 from train.config import DataConfig, ModelConfig
 from train.data.base import Draw
-from train.data.video import (
-    SkippedFileWarning,
-    UnreadableError,
-    VideoDataset,
-    clip_indices,
-    clip_stride,
-    eval_starts,
-    read_list_file,
-)
+from train.data.files import SkippedFileWarning, UnreadableError
+from train.data.listfile import read_list_file
+from train.data.sampling import clip_indices, clip_stride, eval_starts
+from train.data.video import VideoDataset
 
 # Training views in these tests crop the full frame, so the frame-number bands stay whole.
 FULL_FRAME = {"crop_scale": (1.0, 1.0), "crop_aspect": (1.0, 1.0)}

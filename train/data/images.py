@@ -27,18 +27,18 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from train.data.base import Draw, Sample, draw_generator
-from train.data.transforms import EvalTransform, TrainTransform, eval_short_side
-from train.data.video import (
+from train.data.files import (
     MAX_SKIP_ATTEMPTS,
     PROBE_LIMIT,
     UnreadableError,
-    decode_size,
     display_name,
     list_media,
     load_with_fallback,
     no_media_message,
     require_readable,
 )
+from train.data.transforms import EvalTransform, TrainTransform, eval_short_side
+from train.data.video import decode_size
 
 if TYPE_CHECKING:
     from train.config import DataConfig, ModelConfig

@@ -30,11 +30,10 @@ import math
 import operator
 import os
 import re
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal
 
 # PyAV before decord: decord bundles an older libvpx whose symbols would otherwise shadow PyAV's
 # (PyAV's VP9 encoder then refuses to open). PyAV reads headers here; decord decodes.
@@ -44,217 +43,29 @@ import torch
 from decord import DECORDError
 
 from train.data.base import Draw, Sample, draw_generator
+from train.data.files import (
+    MAX_SKIP_ATTEMPTS,
+    PROBE_LIMIT,
+    UnreadableError,
+    display_name,
+    list_media,
+    load_with_fallback,
+    no_media_message,
+    require_readable,
+)
+from train.data.listfile import read_list_file
+from train.data.sampling import clip_indices, clip_span, clip_stride, eval_starts, random_start
 from train.data.transforms import EvalTransform, TrainTransform, eval_short_side
 
 if TYPE_CHECKING:
     from train.config import DataConfig, ModelConfig
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
-PROBE_LIMIT = 32
 # decord 0.6 fails on some small output widths (4, 6, 8, 12, 16, 24, 48 and 72 pixels, resized or
 # native: "DECORDArrayCopyFromTo: The size must exactly match"), so frames are never narrower.
 MIN_DECODE_WIDTH = 96
-MAX_SKIP_ATTEMPTS = 16
 ATTACHED_PICTURE = 0x0400  # FFmpeg's AV_DISPOSITION_ATTACHED_PIC
 ShortVideoPolicy = Literal["repeat_last", "skip"]
-T = TypeVar("T")
-
-
-# ---------------------------------------------------------------------------------------------
-# Unreadable files: the error, the once-per-process warning, the training fallback, the probe.
-# (Shared with train/data/images.py.)
-
-
-class UnreadableError(RuntimeError):
-    """A media file that cannot give a sample; `reason` is written for the user to act on."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"cannot read {path}: {reason}")
-        self.path = path
-        self.reason = reason
-
-
-class SkippedFileWarning(UserWarning):
-    """Emitted once per bad file per process when training substitutes another item."""
-
-
-_warned_files: set[str] = set()
-
-
-def warn_once(message: str, path: Path) -> None:
-    """`warnings.warn(message)` the first time `path` is reported in this process."""
-    key = os.fspath(path)
-    if key not in _warned_files:
-        _warned_files.add(key)
-        warnings.warn(message, SkippedFileWarning, stacklevel=3)
-
-
-def load_with_fallback(
-    start: int,
-    count: int,
-    load: Callable[[int], T],
-    name_of: Callable[[int], str],
-    max_attempts: int = MAX_SKIP_ATTEMPTS,
-) -> tuple[T, list[str]]:
-    """`load(start)`; if that item is unreadable, `load(start + 1)`, ... wrapping around.
-
-    Returns the loaded item and one "skipped NAME: REASON" message per unreadable item passed
-    over. Raises RuntimeError when `max_attempts` items in a row are unreadable: the data is then
-    mostly broken and the run should stop rather than spin.
-    """
-    skipped: list[str] = []
-    for offset in range(min(max_attempts, count)):
-        item = (start + offset) % count
-        try:
-            return load(item), skipped
-        except UnreadableError as err:
-            message = f"skipped {name_of(item)}: {err.reason}"
-            skipped.append(message)
-            warn_once(message, err.path)
-    raise RuntimeError(
-        f"{len(skipped)} items in a row from item {start} on are unreadable; "
-        f"check the data: {'; '.join(skipped)}"
-    )
-
-
-def require_readable(
-    count: int,
-    probe: Callable[[int], None],
-    name_of: Callable[[int], str],
-    where: Path,
-    kind: str,
-    limit: int = PROBE_LIMIT,
-) -> None:
-    """Probe items in order until one reads; raise ValueError if none of the first `limit` does.
-
-    Stopping at the first readable item keeps construction cheap on a healthy folder. Only a
-    bounded sample is probed, so a huge folder whose first `limit` files are all bad is refused
-    even if later ones would read: that folder is too broken to train on anyway.
-    """
-    failures = []
-    for item in range(min(count, limit)):
-        try:
-            probe(item)
-            return
-        except UnreadableError as err:
-            failures.append(f"{name_of(item)}: {err.reason}")
-    tried = f"{count} files" if count <= limit else f"the first {limit} of {count} files probed"
-    raise ValueError(f"no readable {kind} among {tried} in {where}: {'; '.join(failures)}")
-
-
-def list_media(root: Path, extensions: Sequence[str]) -> list[Path]:
-    """Files below `root` with one of `extensions` (any case), sorted by path.
-
-    Hidden files and folders are left out: they are mostly editor or OS debris such as macOS
-    "._clip.mp4" resource forks, which carry a video suffix but no video.
-    """
-
-    def wanted(path: Path) -> bool:
-        hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
-        return path.suffix.lower() in extensions and not hidden and path.is_file()
-
-    return sorted(path for path in root.rglob("*") if wanted(path))
-
-
-def no_media_message(root: Path, extensions: Sequence[str], kind: str) -> str:
-    """Why a folder gave nothing, with the suffixes it does hold (often the real answer)."""
-    suffixes = sorted({p.suffix.lower() or "(none)" for p in root.rglob("*") if p.is_file()})
-    held = f"it holds files with suffixes {', '.join(suffixes)}" if suffixes else "it is empty"
-    return f"no {kind} files ({', '.join(extensions)}) under {root}: {held}"
-
-
-def display_name(path: Path, base: Path) -> str:
-    """`path` relative to `base` when it lies below it (short, still unambiguous), else in full."""
-    try:
-        return path.relative_to(base).as_posix()
-    except ValueError:
-        return str(path)
-
-
-# ---------------------------------------------------------------------------------------------
-# List files.
-
-
-@dataclass(frozen=True)
-class VideoList:
-    paths: list[Path]
-    labels: list[int] | None
-    class_names: list[str] | None
-
-
-def label_ids(raw: Sequence[str]) -> tuple[list[int], list[str]]:
-    """Non-negative integer labels are kept as given; names are numbered in sorted order."""
-    if all(re.fullmatch(r"\d+", label) for label in raw):
-        ids = [int(label) for label in raw]
-        return ids, [str(i) for i in range(max(ids) + 1)]
-    names = sorted(set(raw))
-    number = {name: i for i, name in enumerate(names)}
-    return [number[label] for label in raw], names
-
-
-def read_list_file(list_file: Path) -> VideoList:
-    """Parse `path` or `path label` lines; blank lines and lines starting with # are ignored.
-
-    The label is the last space-separated word, so paths may contain spaces when labelled.
-    Either every line has a label or none has.
-    """
-    base = list_file.parent
-    paths: list[Path] = []
-    raw_labels: list[str] = []
-    unlabelled_lines: list[int] = []
-    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        words = line.rsplit(maxsplit=1)
-        if len(words) == 2:
-            raw_labels.append(words[1])
-        else:
-            unlabelled_lines.append(number)
-        paths.append(base / Path(words[0]).expanduser())
-    if not paths:
-        raise ValueError(f"list file {list_file} names no videos (expected `path [label]` lines)")
-    if not raw_labels:
-        return VideoList(paths, None, None)
-    if unlabelled_lines:
-        raise ValueError(
-            f"list file {list_file}: line {unlabelled_lines[0]} has no label but other lines do; "
-            "give every line a label or none"
-        )
-    labels, class_names = label_ids(raw_labels)
-    return VideoList(paths, labels, class_names)
-
-
-# ---------------------------------------------------------------------------------------------
-# Which frames make a clip.
-
-
-def clip_stride(frame_step: int, fps: float | None, video_fps: float) -> int:
-    """Frames between samples: `frame_step`, or the video's fps over the wanted `fps`."""
-    if fps is None or not math.isfinite(video_fps) or video_fps <= 0:
-        return frame_step  # no target rate, or a file that reports none: use the fixed step
-    return max(1, round(video_fps / fps))
-
-
-def clip_span(num_frames: int, stride: int) -> int:
-    """Frames of video a clip covers, first to last sample inclusive."""
-    return (num_frames - 1) * stride + 1
-
-
-def eval_starts(video_frames: int, span: int, clips: int) -> list[int]:
-    """Starts of `clips` evenly spaced clips: the centres of `clips` equal segments."""
-    room = max(0, video_frames - span)
-    return [round((2 * k + 1) * room / (2 * clips)) for k in range(clips)]
-
-
-def random_start(video_frames: int, span: int, generator: torch.Generator) -> int:
-    room = max(0, video_frames - span)
-    return int(torch.randint(room + 1, (), generator=generator).item())
-
-
-def clip_indices(start: int, num_frames: int, stride: int, video_frames: int) -> list[int]:
-    """Frame numbers of a clip; past the end the last frame repeats (short videos)."""
-    return [min(start + k * stride, video_frames - 1) for k in range(num_frames)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,123 @@
+"""Media files that cannot be read: the error, the once-per-process warning, the training
+fallback to the next readable item, the start-up probe, and listing a folder of media.
+
+Shared by the video and image datasets.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+PROBE_LIMIT = 32
+MAX_SKIP_ATTEMPTS = 16
+T = TypeVar("T")
+
+
+class UnreadableError(RuntimeError):
+    """A media file that cannot give a sample; `reason` is written for the user to act on."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class SkippedFileWarning(UserWarning):
+    """Emitted once per bad file per process when training substitutes another item."""
+
+
+_warned_files: set[str] = set()
+
+
+def warn_once(message: str, path: Path) -> None:
+    """`warnings.warn(message)` the first time `path` is reported in this process."""
+    key = os.fspath(path)
+    if key not in _warned_files:
+        _warned_files.add(key)
+        warnings.warn(message, SkippedFileWarning, stacklevel=3)
+
+
+def load_with_fallback(
+    start: int,
+    count: int,
+    load: Callable[[int], T],
+    name_of: Callable[[int], str],
+    max_attempts: int = MAX_SKIP_ATTEMPTS,
+) -> tuple[T, list[str]]:
+    """`load(start)`; if that item is unreadable, `load(start + 1)`, ... wrapping around.
+
+    Returns the loaded item and one "skipped NAME: REASON" message per unreadable item passed
+    over. Raises RuntimeError when `max_attempts` items in a row are unreadable: the data is then
+    mostly broken and the run should stop rather than spin.
+    """
+    skipped: list[str] = []
+    for offset in range(min(max_attempts, count)):
+        item = (start + offset) % count
+        try:
+            return load(item), skipped
+        except UnreadableError as err:
+            message = f"skipped {name_of(item)}: {err.reason}"
+            skipped.append(message)
+            warn_once(message, err.path)
+    raise RuntimeError(
+        f"{len(skipped)} items in a row from item {start} on are unreadable; "
+        f"check the data: {'; '.join(skipped)}"
+    )
+
+
+def require_readable(
+    count: int,
+    probe: Callable[[int], None],
+    name_of: Callable[[int], str],
+    where: Path,
+    kind: str,
+    limit: int = PROBE_LIMIT,
+) -> None:
+    """Probe items in order until one reads; raise ValueError if none of the first `limit` does.
+
+    Stopping at the first readable item keeps construction cheap on a healthy folder. Only a
+    bounded sample is probed, so a huge folder whose first `limit` files are all bad is refused
+    even if later ones would read: that folder is too broken to train on anyway.
+    """
+    failures = []
+    for item in range(min(count, limit)):
+        try:
+            probe(item)
+            return
+        except UnreadableError as err:
+            failures.append(f"{name_of(item)}: {err.reason}")
+    tried = f"{count} files" if count <= limit else f"the first {limit} of {count} files probed"
+    raise ValueError(f"no readable {kind} among {tried} in {where}: {'; '.join(failures)}")
+
+
+def list_media(root: Path, extensions: Sequence[str]) -> list[Path]:
+    """Files below `root` with one of `extensions` (any case), sorted by path.
+
+    Hidden files and folders are left out: they are mostly editor or OS debris such as macOS
+    "._clip.mp4" resource forks, which carry a video suffix but no video.
+    """
+
+    def wanted(path: Path) -> bool:
+        hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
+        return path.suffix.lower() in extensions and not hidden and path.is_file()
+
+    return sorted(path for path in root.rglob("*") if wanted(path))
+
+
+def no_media_message(root: Path, extensions: Sequence[str], kind: str) -> str:
+    """Why a folder gave nothing, with the suffixes it does hold (often the real answer)."""
+    suffixes = sorted({p.suffix.lower() or "(none)" for p in root.rglob("*") if p.is_file()})
+    held = f"it holds files with suffixes {', '.join(suffixes)}" if suffixes else "it is empty"
+    return f"no {kind} files ({', '.join(extensions)}) under {root}: {held}"
+
+
+def display_name(path: Path, base: Path) -> str:
+    """`path` relative to `base` when it lies below it (short, still unambiguous), else in full."""
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)

@@ -16,7 +16,7 @@ from tests.video_fixtures import (
     write_video,
 )
 from train.config import DataConfig, ModelConfig
-from train.data.base import Draw
+from train.data.base import DataError, Draw
 from train.data.files import SkippedFileWarning, UnreadableError
 from train.data.listfile import read_list_file
 from train.data.sampling import clip_indices, clip_stride, eval_starts
@@ -336,7 +336,7 @@ def test_too_many_bad_files_in_a_row_stop_the_run(tmp_path: Path) -> None:
     dataset = VideoDataset(tmp_path, num_frames=4, img_size=32, max_skip_attempts=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFileWarning)
-        with pytest.raises(RuntimeError, match="3 items in a row from item 0 on are unreadable"):
+        with pytest.raises(DataError, match="3 items in a row from item 0 on are unreadable"):
             dataset[Draw(0, 0)]
 
 

@@ -12,6 +12,7 @@ import os
 import sys
 
 from train.config import ConfigError, load_config
+from train.data import DataError
 from train.loop import TrainingError, run_summary, train
 
 USAGE = __doc__
@@ -26,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(argv[0], argv[1:])
         result = train(cfg)
-    except (ConfigError, TrainingError) as err:
+    except (ConfigError, DataError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ConfigError) else 1
+        return 2 if isinstance(err, ConfigError | DataError) else 1
     if os.environ.get("RANK", "0") == "0":
         print(run_summary(result))
     return 0

@@ -24,7 +24,7 @@ from train.data.base import ClipDataset, Draw, draw_generator
 from train.masks import BatchMasker, MaskSet
 
 # Tags keep the seed streams of different purposes apart.
-ORDER, AUGMENT, MASK_BATCH, MASK_SAMPLE = 1, 2, 3, 4
+ORDER, AUGMENT, MASK_BATCH, MASK_SAMPLE, MONITOR = 1, 2, 3, 4, 5
 
 
 def mix_seed(*parts: int) -> int:

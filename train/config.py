@@ -101,6 +101,9 @@ class DataConfig:
     crop_aspect: tuple[float, float] = (0.75, 1.35)
     hflip: bool = True
     decode_threads: int = 1
+    # Evaluation view: evenly spaced clips per video (the int index enumerates video x clip).
+    eval_clips_per_video: int = 1
+    # Training stops when more than this fraction of the items drawn could not be read.
     max_bad_fraction: float = 0.1
 
 

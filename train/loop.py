@@ -23,10 +23,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from train import distributed
-from train.batches import Batch, BatchPlan, StepBatches, make_loader
+from train.batches import MONITOR, Batch, BatchPlan, StepBatches, make_loader, mix_seed
 from train.checkpoint import LATEST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from train.config import Config, ConfigError, dump_config, to_dict
-from train.data import build_dataset, normalize_clip
+from train.data import Draw, build_dataset, normalize_clip
 from train.masks import build_masker, num_mask_sets
 from train.models import build_encoder, build_predictor
 from train.models.jepa import JEPA
@@ -272,9 +272,11 @@ class Trainer:
     # ----------------------------------------------------------------------------- monitors
 
     def monitor_clips(self) -> torch.Tensor:
-        """A fixed batch (the dataset's evaluation view of its first items) for RankMe."""
+        """A fixed batch for RankMe: the first items, drawn with fixed seeds (so an unreadable
+        file is replaced by the next readable one, as in training)."""
         count = min(self.cfg.monitor.rankme_clips, len(self.dataset))
-        return torch.stack([self.dataset[i]["clip"] for i in range(count)]).to(self.device)
+        draws = [Draw(i, mix_seed(self.cfg.seed, MONITOR, i)) for i in range(count)]
+        return torch.stack([self.dataset[d]["clip"] for d in draws]).to(self.device)
 
     @torch.no_grad()
     def target_rankme(self, clips: torch.Tensor) -> float:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from train.data.base import (
     ClipDataset,
+    DataError,
     Draw,
     Sample,
     denormalize_clip,
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ClipDataset",
+    "DataError",
     "Draw",
     "Sample",
     "build_dataset",

@@ -28,6 +28,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+class DataError(ValueError):
+    """The data cannot be used as given; the message names the file or folder and the reason."""
+
+
 class Draw(NamedTuple):
     """A training-time request for item `index` with augmentation seeded by `seed`."""
 

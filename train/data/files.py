@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from train.data.base import DataError
+
 PROBE_LIMIT = 32
 MAX_SKIP_ATTEMPTS = 16
 T = TypeVar("T")
@@ -51,7 +53,7 @@ def load_with_fallback(
     """`load(start)`; if that item is unreadable, `load(start + 1)`, ... wrapping around.
 
     Returns the loaded item and one "skipped NAME: REASON" message per unreadable item passed
-    over. Raises RuntimeError when `max_attempts` items in a row are unreadable: the data is then
+    over. Raises DataError when `max_attempts` items in a row are unreadable: the data is then
     mostly broken and the run should stop rather than spin.
     """
     skipped: list[str] = []
@@ -63,7 +65,7 @@ def load_with_fallback(
             message = f"skipped {name_of(item)}: {err.reason}"
             skipped.append(message)
             warn_once(message, err.path)
-    raise RuntimeError(
+    raise DataError(
         f"{len(skipped)} items in a row from item {start} on are unreadable; "
         f"check the data: {'; '.join(skipped)}"
     )
@@ -77,7 +79,7 @@ def require_readable(
     kind: str,
     limit: int = PROBE_LIMIT,
 ) -> None:
-    """Probe items in order until one reads; raise ValueError if none of the first `limit` does.
+    """Probe items in order until one reads; raise DataError if none of the first `limit` does.
 
     Stopping at the first readable item keeps construction cheap on a healthy folder. Only a
     bounded sample is probed, so a huge folder whose first `limit` files are all bad is refused
@@ -91,7 +93,7 @@ def require_readable(
         except UnreadableError as err:
             failures.append(f"{name_of(item)}: {err.reason}")
     tried = f"{count} files" if count <= limit else f"the first {limit} of {count} files probed"
-    raise ValueError(f"no readable {kind} among {tried} in {where}: {'; '.join(failures)}")
+    raise DataError(f"no readable {kind} among {tried} in {where}: {'; '.join(failures)}")
 
 
 def list_media(root: Path, extensions: Sequence[str]) -> list[Path]:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from train.data.base import Draw, Sample, draw_generator
+from train.data.base import DataError, Draw, Sample, draw_generator
 from train.data.files import (
     MAX_SKIP_ATTEMPTS,
     PROBE_LIMIT,
@@ -92,7 +92,7 @@ class ImageDataset:
         max_skip_attempts: int = MAX_SKIP_ATTEMPTS,
     ) -> None:
         if num_frames < 1:
-            raise ValueError(f"num_frames={num_frames} must be at least 1")
+            raise DataError(f"num_frames={num_frames} must be at least 1")
         self.source = Path(path).expanduser()
         self.paths = self._find_images(self.source)
         self._base = self.source.parent
@@ -116,7 +116,7 @@ class ImageDataset:
     @classmethod
     def from_config(cls, data: DataConfig, model: ModelConfig) -> ImageDataset:
         if not data.path:
-            raise ValueError("data.source=images needs data.path=FOLDER")
+            raise DataError("data.source=images needs data.path=FOLDER")
         return cls(
             data.path,
             num_frames=model.num_frames,
@@ -133,10 +133,10 @@ class ImageDataset:
         if source.is_file():
             if source.suffix.lower() in IMAGE_EXTENSIONS:
                 return [source]
-            raise ValueError(f"image source {source} must be a folder of images or one image")
+            raise DataError(f"image source {source} must be a folder of images or one image")
         paths = list_media(source, IMAGE_EXTENSIONS)
         if not paths:
-            raise ValueError(no_media_message(source, IMAGE_EXTENSIONS, "image"))
+            raise DataError(no_media_message(source, IMAGE_EXTENSIONS, "image"))
         return paths
 
     def __len__(self) -> int:

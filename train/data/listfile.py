@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from train.data.base import DataError
+
 
 @dataclass(frozen=True)
 class VideoList:
@@ -46,11 +48,11 @@ def read_list_file(list_file: Path) -> VideoList:
             unlabelled_lines.append(number)
         paths.append(base / Path(words[0]).expanduser())
     if not paths:
-        raise ValueError(f"list file {list_file} names no videos (expected `path [label]` lines)")
+        raise DataError(f"list file {list_file} names no videos (expected `path [label]` lines)")
     if not raw_labels:
         return VideoList(paths, None, None)
     if unlabelled_lines:
-        raise ValueError(
+        raise DataError(
             f"list file {list_file}: line {unlabelled_lines[0]} has no label but other lines do; "
             "give every line a label or none"
         )

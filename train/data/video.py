@@ -42,7 +42,7 @@ import decord
 import torch
 from decord import DECORDError
 
-from train.data.base import Draw, Sample, draw_generator
+from train.data.base import DataError, Draw, Sample, draw_generator
 from train.data.files import (
     MAX_SKIP_ATTEMPTS,
     PROBE_LIMIT,
@@ -220,14 +220,14 @@ class VideoDataset:
         max_skip_attempts: int = MAX_SKIP_ATTEMPTS,
     ) -> None:
         if num_frames < 1 or frame_step < 1 or clips_per_video < 1:
-            raise ValueError(
+            raise DataError(
                 f"num_frames={num_frames}, frame_step={frame_step} and "
                 f"clips_per_video={clips_per_video} must all be at least 1"
             )
         if fps is not None and fps <= 0:
-            raise ValueError(f"fps={fps} must be positive (or None to use frame_step)")
+            raise DataError(f"fps={fps} must be positive (or None to use frame_step)")
         if short_video_policy not in ("repeat_last", "skip"):
-            raise ValueError(
+            raise DataError(
                 f"short_video_policy={short_video_policy!r}: use 'repeat_last' or 'skip'"
             )
         self.source = Path(path).expanduser()
@@ -257,7 +257,7 @@ class VideoDataset:
     @classmethod
     def from_config(cls, data: DataConfig, model: ModelConfig) -> VideoDataset:
         if not data.path:
-            raise ValueError("data.source=videos needs data.path=FOLDER_OR_LIST_FILE")
+            raise DataError("data.source=videos needs data.path=FOLDER_OR_LIST_FILE")
         return cls(
             data.path,
             num_frames=model.num_frames,
@@ -269,6 +269,7 @@ class VideoDataset:
             crop_aspect=data.crop_aspect,
             hflip=data.hflip,
             decode_threads=data.decode_threads,
+            clips_per_video=data.eval_clips_per_video,
         )
 
     @staticmethod
@@ -279,7 +280,7 @@ class VideoDataset:
         if source.is_dir():
             paths = list_media(source, VIDEO_EXTENSIONS)
             if not paths:
-                raise ValueError(no_media_message(source, VIDEO_EXTENSIONS, "video"))
+                raise DataError(no_media_message(source, VIDEO_EXTENSIONS, "video"))
             return paths, None, None, source.parent
         if source.suffix.lower() in VIDEO_EXTENSIONS:
             return [source], None, None, source.parent

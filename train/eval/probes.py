@@ -10,7 +10,10 @@ single query the block needs no per-token key or value projection: for head h,
 so each head reduces the tokens with one dot product for the scores and one weighted sum for
 the value, and projects only the pooled vector. This is the same function as projecting every
 token (a test checks it against `scaled_dot_product_attention`), about `dim / num_heads` times
-cheaper, which is what lets a laptop fit dozens of probes in a couple of minutes.
+cheaper, which is what lets a laptop fit dozens of probes in a couple of minutes. For the same
+reason the affine-free part of the block's LayerNorm is applied once to the frozen features
+(`normalize_tokens`, stored in bfloat16) rather than at every step; the probe keeps the learned
+scale and shift.
 
 The linear probe is a linear layer on mean-pooled tokens, standardised with the training set's
 statistics. Both are trained with AdamW and a cosine learning rate on fixed features.
@@ -42,7 +45,7 @@ class ProbeTraining:
 class AttentiveProbe(nn.Module):
     """One learned query, a cross-attention block (norm, attention, MLP), a linear head.
 
-    Input: token features [B, N, D] (any float dtype); output: logits [B, num_classes].
+    Input: token features normalised by `normalize_tokens` [B, N, D]; output: logits.
     """
 
     def __init__(self, dim: int, num_heads: int, num_classes: int, mlp_ratio: float = 4.0):
@@ -64,27 +67,27 @@ class AttentiveProbe(nn.Module):
                 nn.init.zeros_(module.bias)
         nn.init.trunc_normal_(self.query, std=0.02)
 
-    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The cross-attention of the query over `tokens` [B, N, D] -> [B, D] (before `proj`)."""
-        dim, heads = tokens.shape[-1], self.num_heads
+    def pool(self, x_hat: torch.Tensor) -> torch.Tensor:
+        """Cross-attention of the query over normalised tokens [B, N, D] -> [B, D] (before
+        `proj`). norm1(x) = gamma * x_hat + beta; the matmuls over tokens run in x_hat's dtype."""
+        dim, heads = x_hat.shape[-1], self.num_heads
         head_dim = dim // heads
-        # norm1 is LayerNorm: x = gamma * x_hat + beta with x_hat the affine-free normalisation.
-        x_hat = F.layer_norm(tokens.float(), (dim,), eps=LAYER_NORM_EPS)
         gamma, beta = self.norm1.weight, self.norm1.bias
         query = self.q(self.query).view(heads, head_dim)  # [H, dh]
         w_key, w_value = self.kv.weight.view(2, heads, head_dim, dim).unbind(0)
         # Per head, the key weights folded with the query: [H, D]. The terms that are the same
         # for every token (key bias, beta) shift all scores equally and drop out of the softmax.
         folded = torch.einsum("hc,hcd->hd", query, w_key) / math.sqrt(head_dim)
-        scores = x_hat @ (folded * gamma).T  # [B, N, H]
-        attention = scores.softmax(dim=1)
-        pooled = torch.einsum("bnh,bnd->bhd", attention, x_hat) * gamma + beta  # [B, H, D]
+        scores = (x_hat @ (folded * gamma).T.to(x_hat.dtype)).float()  # [B, N, H]
+        attention = scores.softmax(dim=1).to(x_hat.dtype)
+        pooled = torch.einsum("bnh,bnd->bhd", attention, x_hat).float() * gamma + beta
         values = torch.einsum("bhd,hcd->bhc", pooled, w_value)  # [B, H, dh]
         value_bias = self.kv.bias.view(2, heads, head_dim)[1]
-        return (values + value_bias).reshape(tokens.shape[0], dim)
+        return (values + value_bias).reshape(x_hat.shape[0], dim)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.query + self.proj(self.pool(tokens))
+    def forward(self, x_hat: torch.Tensor) -> torch.Tensor:
+        """Logits [B, classes] from tokens normalised by `normalize_tokens`, [B, N, D]."""
+        x = self.query + self.proj(self.pool(x_hat))
         x = x + self.mlp(self.norm2(x))
         return self.head(x)
 
@@ -104,6 +107,11 @@ class LinearProbe(nn.Module):
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.head((pooled.float() - self.mean) / self.std)
+
+
+def normalize_tokens(tokens: torch.Tensor, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """The affine-free LayerNorm of each token [..., D], what `AttentiveProbe` takes as input."""
+    return F.layer_norm(tokens.float(), (tokens.shape[-1],), eps=LAYER_NORM_EPS).to(dtype)
 
 
 def mean_pool(tokens: torch.Tensor) -> torch.Tensor:
@@ -158,7 +166,10 @@ def predict(probe: nn.Module, inputs: torch.Tensor, batch_size: int = 512) -> to
     """Predicted class per input, in batches to bound memory."""
     probe.eval()
     return torch.cat(
-        [probe(inputs[i : i + batch_size]).argmax(-1) for i in range(0, inputs.shape[0], batch_size)]
+        [
+            probe(inputs[i : i + batch_size]).argmax(-1)
+            for i in range(0, inputs.shape[0], batch_size)
+        ]
     )
 
 

@@ -1,0 +1,49 @@
+"""python -m train.eval RUN_DIR [key=value ...]
+
+Frozen evaluation of a run's checkpoint (RUN_DIR, or a checkpoint file): token features of
+labelled clips from the target encoder (encoder=encoder or encoder=random_init to compare),
+cached in RUN_DIR/eval/; attentive, linear and k-NN probes per label, label fraction and seed;
+a table on stdout and a JSON file (RUN_DIR/eval/results-<encoder>.json, or out=PATH).
+
+Keys (see train/eval/config.py): encoder, labels=[shape,direction,speed], seeds=[0,1,2],
+fractions=[0.05,0.1,0.5,1.0], probe.kinds=[attentive,linear,knn], probe.attentive.steps,
+probe.attentive_heads, data.train_clips, data.val_clips, data.source=videos with
+data.train_list=LIST [data.val_list=LIST], device, precision, cache, out.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from train.checkpoint import CheckpointError
+from train.config import ConfigError
+from train.eval.config import load_eval_config
+from train.eval.evaluate import evaluate
+from train.eval.labelled import EvalDataError
+from train.eval.source import RunNotFoundError
+
+USAGE = __doc__
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_eval_config(argv[1:])
+        report = evaluate(argv[0], cfg)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (RunNotFoundError, CheckpointError, EvalDataError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(report.table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Typed settings of a frozen evaluation, overridable as `key=value` like `python -m train`.
+
+    python -m train.eval RUN_DIR encoder=encoder labels=[direction] fractions=[1.0] seeds=[0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from train.config import ConfigError, from_dict, parse_override
+from train.eval.probes import ProbeTraining
+
+# Labels probed by default: appearance (shape) and motion (direction, speed) of the main object.
+SYNTHETIC_LABELS = ("shape", "direction", "speed")
+VIDEO_LABEL = "label"
+
+
+@dataclass
+class EvalDataConfig:
+    """Where the labelled clips come from; the probes never see the pretraining clips."""
+
+    source: Literal["synthetic", "videos"] = "synthetic"
+    # synthetic: clips of two held-out physics worlds (disjoint from the pretraining world).
+    train_clips: int = 2048
+    val_clips: int = 1024
+    # videos: list files of `path label` lines; without val_list, a fixed random val_fraction
+    # of train_list's videos is held out.
+    train_list: str | None = None
+    val_list: str | None = None
+    val_fraction: float = 0.2
+    # Clips per forward pass during feature extraction, and DataLoader workers (decoding).
+    batch_size: int = 64
+    num_workers: int = 0
+
+
+@dataclass
+class ProbeConfig:
+    kinds: list[Literal["attentive", "linear", "knn"]] = field(
+        default_factory=lambda: ["attentive", "linear", "knn"]
+    )
+    attentive: ProbeTraining = field(default_factory=ProbeTraining)
+    # Heads of the probe's cross-attention; null: the encoder's own (as the paper).
+    attentive_heads: int | None = None
+    linear: ProbeTraining = field(default_factory=lambda: ProbeTraining(lr=1e-2))
+    knn_k: int = 20
+    # Votes are weighted by exp(cosine similarity / temperature), as in DINO's k-NN.
+    knn_temperature: float = 0.07
+
+
+@dataclass
+class EvalConfig:
+    # Which weights: the EMA target encoder (the paper's choice), the online encoder, or the
+    # run's encoder as initialised at step 0 (the untrained baseline, same architecture).
+    encoder: Literal["target_encoder", "encoder", "random_init"] = "target_encoder"
+    # Label names to probe; null: shape, direction, speed (synthetic) or label (videos).
+    labels: list[str] | None = None
+    data: EvalDataConfig = field(default_factory=EvalDataConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    # Every (label, probe, fraction) is fitted once per seed; the seed picks the labelled subset
+    # and the probe's initialisation. Fractions of the probe-training clips (label efficiency).
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    fractions: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.5, 1.0])
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Autocast for feature extraction; "run" uses the precision the run trained with.
+    precision: Literal["run", "fp32", "bf16", "fp16"] = "run"
+    # Reuse features extracted earlier with identical settings (RUN_DIR/eval/features-*.pt).
+    cache: bool = True
+    # The JSON result file; null: RUN_DIR/eval/results-<encoder>.json.
+    out: str | None = None
+
+    def label_names(self) -> list[str]:
+        if self.labels is not None:
+            return list(self.labels)
+        return list(SYNTHETIC_LABELS) if self.data.source == "synthetic" else [VIDEO_LABEL]
+
+
+def validate_eval(cfg: EvalConfig) -> None:
+    if not cfg.seeds:
+        raise ConfigError("seeds must name at least one seed, e.g. seeds=[0,1,2]")
+    if not cfg.fractions or not all(0.0 < f <= 1.0 for f in cfg.fractions):
+        raise ConfigError(f"fractions={cfg.fractions} must be values in (0, 1], e.g. [0.1,1.0]")
+    if not cfg.probe.kinds:
+        raise ConfigError("probe.kinds must name a probe: attentive, linear and/or knn")
+    if not cfg.label_names():
+        raise ConfigError("labels must name at least one label")
+    data = cfg.data
+    if data.source == "synthetic" and min(data.train_clips, data.val_clips) < 1:
+        raise ConfigError("data.train_clips and data.val_clips must be at least 1")
+    if data.source == "videos" and not data.train_list:
+        raise ConfigError(
+            "data.source=videos needs data.train_list=LIST (lines of `path label`), and "
+            "optionally data.val_list=LIST"
+        )
+    if not 0.0 < data.val_fraction < 1.0:
+        raise ConfigError(f"data.val_fraction={data.val_fraction} must lie strictly in (0, 1)")
+    for name, settings in (("attentive", cfg.probe.attentive), ("linear", cfg.probe.linear)):
+        if settings.steps < 1 or settings.batch_size < 1:
+            raise ConfigError(f"probe.{name}.steps and probe.{name}.batch_size must be >= 1")
+    if cfg.probe.knn_k < 1:
+        raise ConfigError(f"probe.knn_k={cfg.probe.knn_k} must be at least 1")
+
+
+def load_eval_config(overrides: list[str] = ()) -> EvalConfig:
+    """Defaults <- dotted `key=value` overrides, validated into an EvalConfig."""
+    data: dict[str, Any] = {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{'.'.join(keys)}: {key} is a value, not a group of keys")
+        node[keys[-1]] = value
+    cfg = from_dict(EvalConfig, data)
+    validate_eval(cfg)
+    return cfg

@@ -1,0 +1,91 @@
+"""Which run, which checkpoint file, which of its encoders: what a frozen evaluation reads.
+
+A run directory resolves to `checkpoints/latest.pt`; a checkpoint file is used as given and its
+run directory is the folder above `checkpoints/`. Results and cached features go to
+`RUN_DIR/eval/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from train.checkpoint import LATEST
+from train.config import Config
+from train.models import VisionTransformer, build_encoder
+from train.pretrained import Pretrained, load_pretrained
+
+
+class RunNotFoundError(FileNotFoundError):
+    pass
+
+
+@dataclass
+class EvalSource:
+    run_dir: Path
+    checkpoint: Path
+    pretrained: Pretrained
+
+    @property
+    def config(self) -> Config:
+        return self.pretrained.config
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.run_dir / "eval"
+
+    def identity(self) -> dict[str, Any]:
+        """What makes this checkpoint this checkpoint, for cache keys (plain JSON values)."""
+        stat = self.checkpoint.stat()
+        return {
+            "checkpoint": str(self.checkpoint.resolve()),
+            "step": self.pretrained.step,
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+        }
+
+
+def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
+    """(run directory, checkpoint file) for a run directory or a checkpoint file."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        checkpoint = path / "checkpoints" / LATEST
+        if not checkpoint.is_file():
+            raise RunNotFoundError(
+                f"{path} holds no checkpoints/{LATEST}: give a run directory that "
+                "`python -m train ... out=RUN_DIR` wrote, or a checkpoint file"
+            )
+        return path, checkpoint
+    if not path.is_file():
+        raise RunNotFoundError(f"no run directory or checkpoint file at {path}")
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return run_dir, path
+
+
+def open_source(path: str | Path) -> EvalSource:
+    run_dir, checkpoint = resolve_checkpoint(path)
+    return EvalSource(run_dir, checkpoint, load_pretrained(checkpoint))
+
+
+def initial_encoder(cfg: Config) -> VisionTransformer:
+    """The encoder exactly as the run initialised it at step 0 (the untrained baseline).
+
+    The trainer seeds the global RNG with the run's seed right before building the encoder;
+    this repeats that inside a forked RNG, so the caller's random state is left untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return build_encoder(cfg.model).eval().requires_grad_(False)
+
+
+def choose_encoder(pretrained: Pretrained, which: str) -> VisionTransformer:
+    if which == "target_encoder":
+        return pretrained.target_encoder
+    if which == "encoder":
+        return pretrained.encoder
+    if which == "random_init":
+        return initial_encoder(pretrained.config)
+    raise ValueError(f"encoder={which!r}: choose target_encoder, encoder or random_init")

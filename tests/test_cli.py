@@ -11,8 +11,8 @@ import time
 
 import pytest
 import torch
-from conftest import REPO
 
+from conftest import REPO
 from train.checkpoint import load_checkpoint
 from train.monitor import read_metrics
 

@@ -29,10 +29,17 @@ def real_clips(tmp_path):
 
 def test_cli_trains_on_a_folder_of_real_clips(real_clips, micro_overrides):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    args = micro_overrides("data.source=videos", f"data.path={real_clips}", "steps=4",
-                           "data.frame_step=2")
-    done = subprocess.run([sys.executable, "-m", "train", "tiny_cpu", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    args = micro_overrides(
+        "data.source=videos", f"data.path={real_clips}", "steps=4", "data.frame_step=2"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "train", "tiny_cpu", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     records = read_metrics(load_config("tiny_cpu", args).out + "/metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2, 3, 4]
@@ -42,8 +49,12 @@ def test_cli_trains_on_a_folder_of_real_clips(real_clips, micro_overrides):
 
 def test_broken_files_are_skipped_and_counted(real_clips, micro_overrides):
     write_broken_files(real_clips / "broken")  # 6 bad files next to 3 good ones
-    cfg = load_config("tiny_cpu", micro_overrides(
-        "data.source=videos", f"data.path={real_clips}", "steps=3", "data.max_bad_fraction=0.9"))
+    cfg = load_config(
+        "tiny_cpu",
+        micro_overrides(
+            "data.source=videos", f"data.path={real_clips}", "steps=3", "data.max_bad_fraction=0.9"
+        ),
+    )
     with pytest.warns(UserWarning, match="skipped"):
         result = train(cfg)
     records = read_metrics(result.run_dir / "metrics.jsonl")
@@ -55,9 +66,16 @@ def test_too_many_bad_files_stop_the_run_with_a_message(tmp_path, micro_override
     folder = tmp_path / "mostly_broken"
     write_video(folder / "good.mp4", num_frames=40, size=(64, 48))
     write_broken_files(folder / "bad")
-    cfg = load_config("tiny_cpu", micro_overrides(
-        "data.source=videos", f"data.path={folder}", "steps=200", "data.frame_step=1",
-        "checkpoint_every=1"))
+    cfg = load_config(
+        "tiny_cpu",
+        micro_overrides(
+            "data.source=videos",
+            f"data.path={folder}",
+            "steps=200",
+            "data.frame_step=1",
+            "checkpoint_every=1",
+        ),
+    )
     with pytest.warns(UserWarning), pytest.raises(BadDataError) as err:
         train(cfg)
     message = str(err.value)

@@ -48,6 +48,8 @@ FREE_CHANGES = {
     "keep_every",
     "monitor.log_every",
     "monitor.rankme_every",
+    "monitor.online_probe_every",
+    "monitor.online_probe_clips",
 }
 # Keys a resumed run may change to recover from a fault (a NaN, bad data), with a warning.
 RECOVERY_PREFIXES = ("optim.", "precision", "data.max_bad_fraction")

@@ -7,8 +7,13 @@ a table on stdout and a JSON file (RUN_DIR/eval/results-<encoder>.json, or out=P
 
 Keys (see train/eval/config.py): encoder, labels=[shape,direction,speed], seeds=[0,1,2],
 fractions=[0.05,0.1,0.5,1.0], probe.kinds=[attentive,linear,knn], probe.attentive.steps,
-probe.attentive_heads, data.train_clips, data.val_clips, data.source=videos with
-data.train_list=LIST [data.val_list=LIST], device, precision, cache, out.
+probe.attentive_heads, data.train_clips, data.val_clips, data.max_objects (1 by default: the
+labels describe one object), data.source=videos with data.train_list=LIST
+[data.val_list=LIST], device, precision, cache, out.
+
+Cost: one attentive fit (all labels together) per fraction and seed, 1000 steps each: about
+12 fits for the defaults, a few minutes for the tiny preset on a 2-core CPU. For a quick look:
+fractions=[1.0] seeds=[0].
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import sys
 from train.checkpoint import CheckpointError
 from train.config import ConfigError
 from train.eval.config import load_eval_config
-from train.eval.evaluate import evaluate
+from train.eval.evaluation import evaluate
 from train.eval.labelled import EvalDataError
 from train.eval.source import RunNotFoundError
 

@@ -62,6 +62,8 @@ def _batches(dataset: Dataset, batch_size: int, num_workers: int) -> Iterator[di
             shuffle=False,
             num_workers=num_workers,
             collate_fn=_collate,
+            # Iterating a DataLoader draws a seed; its own generator leaves the global RNG alone.
+            generator=torch.Generator(),
         )
     )
 
@@ -98,22 +100,21 @@ def cached_splits(
     cache_dir: Path | None,
     settings: dict[str, Any],
     compute: Callable[[], tuple[FeatureSet, FeatureSet]],
-) -> tuple[FeatureSet, FeatureSet, Path | None]:
+) -> tuple[FeatureSet, FeatureSet]:
     """(train, val) features from `cache_dir` when settings match, else `compute()` and save.
 
     `cache_dir=None` turns the cache off. The stored settings are compared in full, not only
     through the hash, so a cache file is never used for other settings.
     """
     if cache_dir is None:
-        train, val = compute()
-        return train, val, None
+        return compute()
     path = cache_dir / f"features-{cache_key(settings)}.pt"
     expected = json.loads(json.dumps(settings))
     if path.exists():
         state = torch.load(path, weights_only=True)
         if state.get("settings") == expected and state.get("format") == FEATURE_FORMAT:
             log.info("features from cache %s", path)
-            return FeatureSet.from_state(state["train"]), FeatureSet.from_state(state["val"]), path
+            return FeatureSet.from_state(state["train"]), FeatureSet.from_state(state["val"])
         log.warning("cache file %s holds other settings; extracting again", path)
     train, val = compute()
     atomic_save(
@@ -126,4 +127,4 @@ def cached_splits(
         path,
     )
     log.info("features cached in %s", path)
-    return train, val, path
+    return train, val

@@ -38,9 +38,15 @@ class LabelledSplits:
     description: dict[str, Any]
 
 
-def synthetic_world(run_cfg: Config, seed_offset: int, num_clips: int) -> Dataset:
-    """A physics world shaped like the run's clips, with the run's world settings."""
-    cfg = replace(run_cfg, data=replace(run_cfg.data, source="synthetic"))
+def synthetic_world(
+    run_cfg: Config, seed_offset: int, num_clips: int, max_objects: int | None = None
+) -> Dataset:
+    """A physics world shaped like the run's clips, with the run's world settings (and
+    `max_objects` objects per clip when given)."""
+    settings = run_cfg.data.synthetic
+    if max_objects is not None:
+        settings = replace(settings, max_objects=max_objects)
+    cfg = replace(run_cfg, data=replace(run_cfg.data, source="synthetic", synthetic=settings))
     world = build_dataset(cfg, seed_offset=seed_offset)
     if num_clips > len(world):
         raise EvalDataError(
@@ -50,9 +56,9 @@ def synthetic_world(run_cfg: Config, seed_offset: int, num_clips: int) -> Datase
 
 
 def synthetic_splits(run_cfg: Config, data: EvalDataConfig) -> LabelledSplits:
-    train = synthetic_world(run_cfg, PROBE_TRAIN_WORLD, data.train_clips)
-    val = synthetic_world(run_cfg, PROBE_VAL_WORLD, data.val_clips)
-    syn = run_cfg.data.synthetic
+    train = synthetic_world(run_cfg, PROBE_TRAIN_WORLD, data.train_clips, data.max_objects)
+    val = synthetic_world(run_cfg, PROBE_VAL_WORLD, data.val_clips, data.max_objects)
+    syn = train.dataset
     return LabelledSplits(
         train=train,
         val=val,

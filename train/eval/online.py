@@ -8,8 +8,9 @@ closed-form ridge classifier per label. The reported accuracy is leave-one-out o
 exact and cheap for ridge, so every clip is scored by a classifier that never saw it.
 
 Labels: the synthetic world's shape, direction and speed (from a world of its own, disjoint from
-the pretraining clips); a labelled video list's `label` (clips of the training list: a monitor,
-not a benchmark); nothing for unlabelled sources, which is said once in the log.
+the pretraining clips, one object per clip); a labelled video list's `label` (clips of the
+training list: a monitor, not a benchmark); nothing for unlabelled sources, which is said once
+in the log.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -24,49 +26,45 @@ from torch import nn
 
 from train.config import Config
 from train.data import build_dataset, normalize_clip
+from train.eval.config import SYNTHETIC_LABELS
+from train.eval.probes import grid_pool
 from train.step import autocast
 
 log = logging.getLogger("train.eval")
 
 ONLINE_PROBE_WORLD = 3_000_017
-SYNTHETIC_LABELS = ("shape", "direction", "speed")
-POOLED_GRID = (2, 2)  # spatial cells per time step kept by the pooling
 # Ridge strengths tried, relative to the mean eigenvalue of the clips' kernel matrix.
 RIDGE_SCALES = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 ENCODE_BATCH = 64
 
 
-def pooled_features(tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-    """[B, N, D] tokens on a (T', H', W') grid -> [B, T' * cells * D] grid-pooled features."""
-    b, _, d = tokens.shape
-    volume = tokens.float().transpose(1, 2).reshape(b, d, *grid)
-    cells = (grid[0], min(POOLED_GRID[0], grid[1]), min(POOLED_GRID[1], grid[2]))
-    return F.adaptive_avg_pool3d(volume, cells).flatten(1)
-
-
 def ridge_loo_accuracy(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
-    """Leave-one-out accuracy of a ridge classifier (one-hot targets), at the ridge strength
-    with the lowest leave-one-out squared error among RIDGE_SCALES.
+    """Leave-one-out accuracy of a kernel ridge classifier on one-hot targets, at the ridge
+    strength with the lowest leave-one-out squared error among RIDGE_SCALES.
 
-    With the kernel K = X X^T = U diag(s) U^T and hat matrix H = K (K + lam I)^-1, the
-    prediction for clip i from the other clips is y_i - (y_i - (H y)_i) / (1 - H_ii).
+    The linear kernel gets a constant added (an intercept, as lightly penalised as an average
+    clip). No statistic is pooled across clips (no centring or scaling by the set's mean):
+    with more features than clips, a held-out clip standardised with the others' mean is
+    minus their sum, and its label leaks back. With G = (K + lam I)^-1, the residual of clip
+    i under the fit to all other clips is (G y)_i / G_ii, exact and stable.
     """
-    x = features.double()
-    x = (x - x.mean(0)) / x.std(0).clamp_min(1e-6)
-    eigenvalues, eigenvectors = torch.linalg.eigh(x @ x.T)
+    x = features.float()
+    kernel = (x @ x.T).double() / x.shape[1]
+    kernel = kernel + kernel.diagonal().mean()
+    eigenvalues, eigenvectors = torch.linalg.eigh(kernel)
     eigenvalues = eigenvalues.clamp_min(0.0)
     targets = F.one_hot(labels, num_classes).double()
-    targets = targets - targets.mean(0)
     projected = eigenvectors.T @ targets
     best_error, best_accuracy = math.inf, 0.0
     for scale in RIDGE_SCALES:
-        shrink = eigenvalues / (eigenvalues + scale * eigenvalues.mean())
-        fitted = eigenvectors @ (shrink[:, None] * projected)
-        leverage = (eigenvectors.square() * shrink).sum(1).clamp_max(1.0 - 1e-9)
-        held_out = targets - (targets - fitted) / (1.0 - leverage)[:, None]
-        error = (targets - held_out).square().sum().item()
+        inverse = 1.0 / (eigenvalues + scale * eigenvalues.mean())
+        dual = eigenvectors @ (inverse[:, None] * projected)  # G y
+        diagonal = (eigenvectors.square() * inverse).sum(1)  # G_ii
+        residuals = dual / diagonal[:, None]
+        error = residuals.square().sum().item()
         if error < best_error:
             best_error = error
+            held_out = targets - residuals
             best_accuracy = (held_out.argmax(1) == labels).double().mean().item()
     return best_accuracy
 
@@ -98,7 +96,10 @@ class OnlineProbe:
         if source == "images":
             return "data.source=images carries no labels"
         if source == "synthetic":
-            dataset = build_dataset(self.cfg, seed_offset=ONLINE_PROBE_WORLD)
+            # One object per clip, as `python -m train.eval`: the labels are then unambiguous.
+            world = replace(self.cfg.data.synthetic, max_objects=1)
+            cfg = replace(self.cfg, data=replace(self.cfg.data, synthetic=world))
+            dataset = build_dataset(cfg, seed_offset=ONLINE_PROBE_WORLD)
             names = SYNTHETIC_LABELS
             self.num_classes = {n: len(dataset.label_names[n]) for n in names}
             indices = range(min(count, len(dataset)))
@@ -129,7 +130,7 @@ class OnlineProbe:
             clips = normalize_clip(self.clips[start : start + ENCODE_BATCH])
             with autocast(self.device, self.cfg.precision):
                 tokens = encoder(clips)
-            pooled.append(pooled_features(tokens, encoder.grid_size).cpu())
+            pooled.append(grid_pool(tokens, encoder.grid_size).cpu())
         features = torch.cat(pooled)
         return {
             f"probe_{name}": ridge_loo_accuracy(features, labels, self.num_classes[name])

@@ -13,17 +13,22 @@ from typing import Any, Literal
 
 import yaml
 
-from train.config import ConfigError, OptimConfig, from_dict, parse_override, to_dict
-
-CONFIG_DIR = Path(__file__).parent / "configs"
+from train.config import (
+    ConfigError,
+    OptimConfig,
+    _set_dotted,
+    from_dict,
+    parse_override,
+    to_dict,
+)
 
 
 @dataclass
 class DecoderModelConfig:
     """A small ViT over the predicted tokens of the masked region, then a linear pixel head."""
 
-    embed_dim: int = 192
-    depth: int = 4
+    embed_dim: int = 128
+    depth: int = 3
     num_heads: int = 4
     mlp_ratio: float = 4.0
 
@@ -77,7 +82,7 @@ class DecoderConfig:
     # product), or the target encoder's latents of that region (an upper-bound reference: the
     # target encoder saw the whole clip, masked pixels included).
     latents: Literal["predicted", "target"] = "predicted"
-    steps: int = 1500
+    steps: int = 1200
     batch_size: int = 32
     num_workers: int = 1
     seed: int = 0
@@ -92,32 +97,20 @@ class DecoderConfig:
     eval_clips: int = 32
 
 
-def set_dotted(data: dict[str, Any], keys: list[str], value: Any) -> None:
-    node = data
-    for key in keys[:-1]:
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{'.'.join(keys)}: {key} is a value, not a group of keys")
-        node = child
-    node[keys[-1]] = value
-
-
 def load_decoder_config(
-    preset: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> DecoderConfig:
-    """Defaults <- optional YAML (a path, or a name in decoder/configs) <- key=value overrides."""
+    """Defaults <- optional YAML file <- key=value overrides, validated."""
     data: dict[str, Any] = {}
-    if preset is not None:
-        path = Path(preset)
-        if not path.is_file():
-            path = CONFIG_DIR / f"{Path(preset).stem}.yaml"
-        if not path.is_file():
-            names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-            raise ConfigError(f"decoder config {preset} not found; give a YAML path or: {names}")
-        data = yaml.safe_load(path.read_text()) or {}
+    if path is not None:
+        if not Path(path).is_file():
+            raise ConfigError(f"decoder config file {path} not found")
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping of decoder config keys")
     for text in overrides:
         keys, value = parse_override(text)
-        set_dotted(data, keys, value)
+        _set_dotted(data, keys, value)
     cfg = from_dict(DecoderConfig, data)
     validate(cfg)
     return cfg

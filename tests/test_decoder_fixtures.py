@@ -1,0 +1,67 @@
+"""Shared by the decoder tests: micro V-JEPA models (random weights) and decoders, 4 frames x
+32 px in tubelets of 2 x 8 x 8 (a 2 x 4 x 4 token grid), widths of 32 and less."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from decoder.config import DecoderConfig, DecoderModelConfig, load_decoder_config
+from decoder.masks import TokenGeometry
+from decoder.model import PixelDecoder, build_decoder
+from tests.conftest import MICRO
+from train.config import load_config
+from train.masks import num_mask_sets
+from train.models import build_encoder, build_predictor
+from train.pretrained import Pretrained
+
+MICRO_DECODER = DecoderModelConfig(embed_dim=32, depth=1, num_heads=2)
+
+
+def micro_pretrained(seed: int = 0, scrambled: bool = False) -> Pretrained:
+    """Freshly initialised micro models; `scrambled` redraws every weight with std 0.2, so that
+    each output depends strongly on each input (a fresh init attenuates the context a lot)."""
+    cfg = load_config("tiny_cpu", [*MICRO, "out=runs/unused"])
+    torch.manual_seed(seed)
+    encoder = build_encoder(cfg.model)
+    predictor = build_predictor(
+        cfg.model, encoder.grid_size, num_mask_sets(cfg.mask), encoder.embed_dim
+    )
+    if scrambled:
+        with torch.no_grad():
+            for param in [*encoder.parameters(), *predictor.parameters()]:
+                param.normal_(0.0, 0.2)
+    return Pretrained(cfg, encoder, predictor, copy.deepcopy(encoder), step=0).eval()
+
+
+def micro_decoder(pretrained: Pretrained, seed: int = 1) -> PixelDecoder:
+    geometry = TokenGeometry.from_model_config(pretrained.config.model)
+    torch.manual_seed(seed)
+    return build_decoder(
+        MICRO_DECODER, pretrained.encoder.embed_dim, geometry.grid, geometry.patch_dim
+    ).eval()
+
+
+def micro_decoder_config(*overrides: str) -> DecoderConfig:
+    model = [f"model.{k}={v}" for k, v in vars(MICRO_DECODER).items()]
+    return load_decoder_config(None, [*model, *overrides])
+
+
+def random_clip(frames: int = 4, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """uint8 [3, T, H, W]."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (3, frames, size, size), dtype=torch.uint8, generator=gen)
+
+
+def test_micro_geometry_is_what_the_decoder_tests_assume():
+    pretrained = micro_pretrained()
+    geometry = TokenGeometry.from_model_config(pretrained.config.model)
+    assert geometry.grid == (2, 4, 4)
+    assert geometry.patch_dim == 2 * 8 * 8 * 3
+    assert len(pretrained.predictor.mask_tokens) == 2
+    assert micro_decoder(pretrained)(torch.zeros(1, 3, 32), torch.tensor([[0, 5, 31]])).shape == (
+        1,
+        3,
+        geometry.patch_dim,
+    )

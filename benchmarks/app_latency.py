@@ -1,0 +1,249 @@
+"""Workbench latency: app start, Predict, and the embedding map (PCA at once, UMAP after).
+
+    python benchmarks/app_latency.py                       # the starter bundle, prints a table
+    python benchmarks/app_latency.py --write docs/performance.md
+    python benchmarks/app_latency.py --bundle runs/x/decoder/bundle.safetensors --clips 500
+
+* start: `python -m workbench` as a child process, until its page answers HTTP 200 (a fresh
+  process each time; the background warm-up it starts does not delay the page);
+* Predict: the Predict handler on the 16-frame physics example with a painted square (decode,
+  three mp4s, frame strip, surprise curve), in-process, and the same request through HTTP
+  (gradio_client against the launched app);
+* embedding map: UMAP warm-up (numba compiling in this fresh process), clip features of
+  `--clips` physics clips (extraction, then from the disk cache), the PCA map, and UMAP once
+  warm. Features are cached in a temporary folder, so the extraction is always measured.
+
+Medians of `--repeats` runs, standard-library timers. The machine's load average is printed
+and written with the figures: other work on the machine slows every number here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from decoder.bundle import STARTER_PATH
+from workbench import clip_table
+from workbench.app import build_app, configure_torch, launch
+from workbench.context import AppContext
+from workbench.embed import pca_2d, start_umap_warm_up, umap_2d
+from workbench.examples import example_names
+from workbench.paths import REPO_ROOT, use_numba_cache
+from workbench.plots import embedding_figure
+from workbench.predict import EDITOR_PX
+from workbench.tab_predict import PredictHandlers
+
+EXAMPLE = example_names()[0]  # a 16-frame physics scene
+START_MARKER, END_MARKER = "<!-- app:start -->", "<!-- app:end -->"
+Row = tuple[str, float, str]  # what, seconds, note
+
+
+def median_seconds(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def time_start(bundle: Path, runs_dir: Path, timeout: float = 120.0) -> float:
+    """Seconds from `python -m workbench` to its page answering, in a fresh process."""
+    port = free_port()
+    command = [sys.executable, "-m", "workbench", "--port", str(port), "--bundle", str(bundle)]
+    command += ["--runs-dir", str(runs_dir)]
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        while time.perf_counter() - started < timeout:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as reply:
+                    if reply.status == 200:
+                        return time.perf_counter() - started
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if child.poll() is not None:
+                    raise RuntimeError(child.stderr.read().decode()) from None
+                time.sleep(0.1)
+        raise RuntimeError(f"the app did not answer within {timeout} s")
+    finally:
+        child.terminate()
+        child.wait(30)
+
+
+def painted_rectangle() -> tuple[np.ndarray, np.ndarray]:
+    """(background, layer) of an ImageEditor value: a rectangle of about a sixth of the frame."""
+    background = np.full((EDITOR_PX, EDITOR_PX, 4), 255, np.uint8)
+    layer = np.zeros((EDITOR_PX, EDITOR_PX, 4), np.uint8)
+    layer[80:200, 100:240] = 255
+    return background, layer
+
+
+def measure_predict(ctx: AppContext, key: str, repeats: int) -> Row:
+    handlers = PredictHandlers(ctx)
+    clip_key = handlers.load_example(EXAMPLE, key)[0]
+    background, layer = painted_rectangle()
+    editor = {"background": background, "layers": [layer], "composite": background}
+    predict = lambda: handlers.predict(key, clip_key, 0, 1, editor)
+    predict()  # the first call initialises lazily
+    bundle = ctx.registry.load(key)
+    geometry = f"model input {bundle.num_frames} frames x {bundle.img_size} px"
+    return ("Predict, handler (16-frame clip)", median_seconds(predict, repeats), geometry)
+
+
+def measure_predict_http(ctx: AppContext, key: str, repeats: int, work: Path) -> Row:
+    from gradio_client import Client, handle_file
+
+    demo = build_app(ctx)
+    _, url, _ = launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(url, verbose=False)
+        client.predict(EXAMPLE, key, api_name="/load_example")
+        files = []
+        for name, image in zip(("background", "layer"), painted_rectangle()):
+            files.append(work / f"{name}.png")
+            Image.fromarray(image, "RGBA").save(files[-1])
+        background, layer = (handle_file(str(path)) for path in files)
+        value = {"background": background, "layers": [layer], "composite": background, "id": None}
+        request = lambda: client.predict(
+            key, 0, 1, value, "painted region", "whole clip", 0, 1, 0, api_name="/predict"
+        )
+        request()
+        seconds = median_seconds(request, repeats)
+    finally:
+        demo.close()
+    return ("Predict, through HTTP (gradio_client)", seconds, "upload, outputs, download")
+
+
+def measure_map(ctx: AppContext, key: str, clips: int, repeats: int, work: Path) -> list[Row]:
+    """Clip features (extracted, then cached), the PCA map, the UMAP map once warm."""
+    clip_table.FEATURE_CACHE_DIR = work / "features"
+    bundle, identity = ctx.registry.load(key), ctx.registry.identity(key)
+    choice = clip_table.DataChoice(count=clips)
+    started = time.perf_counter()
+    clip_table.clip_table(bundle, identity, choice)
+    extracted = time.perf_counter() - started
+    clip_table._tables.clear()
+    started = time.perf_counter()
+    table = clip_table.clip_table(bundle, identity, choice)
+    cached = time.perf_counter() - started
+    labels = table.labels["shape"], table.label_names["shape"]
+    pca_map = lambda: embedding_figure(pca_2d(table.features), *labels, "PCA", table.hover)
+    umap_map = lambda: embedding_figure(umap_2d(table.features), *labels, "UMAP", table.hover)
+    return [
+        (f"clip features of {clips} physics clips", extracted, "first time: render + encode"),
+        (f"clip features of {clips} clips, from the cache", cached, ""),
+        (f"PCA map of {clips} clips, with its figure", median_seconds(pca_map, repeats), ""),
+        (
+            f"UMAP map of {clips} clips, after warm-up",
+            median_seconds(umap_map, max(1, repeats // 5)),
+            "200 epochs, cosine",
+        ),
+    ]
+
+
+def measure(args: argparse.Namespace) -> tuple[list[Row], str]:
+    """(rows, the model's one-line summary)."""
+    work = Path(tempfile.mkdtemp(prefix="app-latency-"))
+    starts = [time_start(args.bundle, work / "runs") for _ in range(args.start_repeats)]
+    rows = [("app start (page answers)", statistics.median(starts), f"{len(starts)} starts")]
+    configure_torch()  # the app's own thread count
+    warm_up = start_umap_warm_up()  # in the background, as the app does
+    ctx = AppContext.create(work / "runs", args.bundle)
+    key = ctx.registry.default_key()
+    rows.append(measure_predict(ctx, key, args.repeats))
+    rows.append(measure_predict_http(ctx, key, args.repeats, work))
+    warm_up.wait()
+    rows.append(("UMAP warm-up in a fresh process", warm_up.seconds or 0.0, "background thread"))
+    rows += measure_map(ctx, key, args.clips, args.repeats, work)
+    return rows, ctx.registry.load(key).summary()
+
+
+def machine() -> str:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{platform.machine()} {platform.processor() or ''}".strip()
+        + f", {os.cpu_count()} cores, Python {platform.python_version()}, load average {load}"
+    )
+
+
+def table_markdown(rows: list[Row], command: str, model: str, before: str, after: str) -> str:
+    lines = [
+        "## Workbench latency",
+        "",
+        f"`{command}`",
+        "",
+        f"Model: {model}.  ",
+        f"Machine before: {before}.  ",
+        f"Machine after: {after}.",
+        "",
+        "| what | seconds | note |",
+        "|---|---:|---|",
+        *(f"| {what} | {seconds:.2f} | {note} |" for what, seconds, note in rows),
+        "",
+        "Targets: Predict under 1 s on 2 CPU cores; the app starts in under 10 s; the map of "
+        "2,000 clips shows PCA at once and UMAP within 30 s after warm-up. A load average above "
+        "the number of cores means other processes were competing for the CPU.",
+    ]
+    return "\n".join(lines)
+
+
+def write_between_markers(path: Path, text: str) -> None:
+    content = path.read_text()
+    if START_MARKER not in content or END_MARKER not in content:
+        raise SystemExit(f"{path} lacks the markers {START_MARKER} ... {END_MARKER}")
+    head, rest = content.split(START_MARKER, 1)
+    _, tail = rest.split(END_MARKER, 1)
+    path.write_text(f"{head}{START_MARKER}\n{text}\n{END_MARKER}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bundle", type=Path, default=STARTER_PATH)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--start-repeats", type=int, default=3)
+    parser.add_argument("--clips", type=int, default=2000)
+    parser.add_argument(
+        "--write", type=Path, default=None, help="a markdown file with the app markers"
+    )
+    args = parser.parse_args()
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    use_numba_cache()
+    before = machine()
+    rows, model = measure(args)
+    after = machine()
+    command = shlex.join(["python", "benchmarks/app_latency.py", *sys.argv[1:]])
+    text = table_markdown(rows, command, model, before, after)
+    print(text)
+    if args.write is not None:
+        write_between_markers(args.write, text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Shared by the workbench tests: a micro model bundle (random weights, written in a second),
+short test videos, and an ImageEditor value with a painted square."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from conftest import MICRO
+from decoder.bundle import load_bundle, save_bundle
+from decoder.config import DecoderConfig, DecoderModelConfig
+from decoder.masks import TokenGeometry
+from decoder.model import build_decoder
+from train.config import load_config
+from train.masks import num_mask_sets
+from train.models import build_encoder, build_predictor
+from train.pretrained import Pretrained
+from workbench.video_io import write_mp4
+
+# 4 frames x 32 px in tubelets of 2 x 8 x 8: a 2 x 4 x 4 token grid.
+MICRO_FRAMES, MICRO_SIZE = 4, 32
+
+
+def write_micro_bundle(path: Path, seed: int = 0) -> Path:
+    """A bundle of freshly initialised micro models, with a small provenance record."""
+    cfg = load_config("tiny_cpu", [*MICRO, "out=runs/unused"])
+    torch.manual_seed(seed)
+    encoder = build_encoder(cfg.model)
+    predictor = build_predictor(
+        cfg.model, encoder.grid_size, num_mask_sets(cfg.mask), encoder.embed_dim
+    )
+    pretrained = Pretrained(cfg, encoder, predictor, copy.deepcopy(encoder), step=7)
+    geometry = TokenGeometry.from_model_config(cfg.model)
+    decoder_config = DecoderConfig(model=DecoderModelConfig(embed_dim=32, depth=1, num_heads=2))
+    decoder = build_decoder(
+        decoder_config.model, encoder.embed_dim, geometry.grid, geometry.patch_dim
+    )
+    provenance = {
+        "command": "tests",
+        "pretrain": {"checkpoint": None, "steps": 7, "loss": 0.5},
+        "decoder": {"steps": 3, "final_loss": 0.25, "held_out": {"blob": {"psnr": 12.5}}},
+    }
+    return save_bundle(path, pretrained, decoder, decoder_config, provenance)
+
+
+def painted_editor(size: int, box: tuple[int, int, int, int]) -> dict:
+    """An ImageEditor value (RGBA numpy) of a grey size x size frame with the box
+    (top, left, bottom, right) painted on one layer."""
+    background = np.full((size, size, 4), 128, np.uint8)
+    background[..., 3] = 255
+    layer = np.zeros((size, size, 4), np.uint8)
+    top, left, bottom, right = box
+    layer[top:bottom, left:right] = (204, 50, 50, 255)
+    return {"background": background, "layers": [layer], "composite": background}
+
+
+def moving_square_video(path: Path, frames: int = 12, size: int = 64, fps: int = 8) -> Path:
+    """A bright square moving right on a dark background, as an H.264 mp4."""
+    clip = np.full((frames, size, size, 3), 30, np.uint8)
+    side = size // 4
+    for t in range(frames):
+        x = (t * 3) % (size - side)
+        clip[t, size // 3 : size // 3 + side, x : x + side] = (240, 200, 40)
+    return write_mp4(clip, path, fps)
+
+
+def test_micro_bundle_loads_with_the_expected_geometry(tmp_path):
+    bundle = load_bundle(write_micro_bundle(tmp_path / "micro.safetensors"))
+    assert bundle.grid == (MICRO_FRAMES // 2, MICRO_SIZE // 8, MICRO_SIZE // 8)
+    assert bundle.num_frames == MICRO_FRAMES and bundle.img_size == MICRO_SIZE
+    assert bundle.pretrained.step == 7
+
+
+def test_painted_editor_paints_only_the_box():
+    value = painted_editor(40, (10, 20, 30, 40))
+    alpha = value["layers"][0][..., 3]
+    assert alpha.sum() == 255 * 20 * 20
+    assert alpha[9, 25] == 0 and alpha[10, 20] == 255

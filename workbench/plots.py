@@ -1,0 +1,157 @@
+"""Plotly figures of the workbench: surprise curves, embedding maps, training curves.
+
+Plain functions returning `go.Figure`, usable in notebooks as they are in the app.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+HEIGHT = 320
+MARGIN = {"l": 50, "r": 20, "t": 40, "b": 40}
+PALETTE = qualitative.Plotly + qualitative.D3
+SELECTED_COLOUR = "#222222"
+
+
+def _layout(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=MARGIN, template="plotly_white")
+    if not any(trace.x is not None and len(trace.x) for trace in fig.data):  # not bare axes
+        fig.add_annotation(text="no data yet", showarrow=False, font={"size": 16})
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+    return fig
+
+
+def surprise_figure(surprise: np.ndarray, frame_numbers: Sequence[int] | None = None) -> go.Figure:
+    """Per-frame latent prediction error; frames with nothing masked are gaps (NaN)."""
+    values = np.asarray(surprise, dtype=np.float64)
+    x = list(frame_numbers) if frame_numbers is not None else list(range(len(values)))
+    fig = go.Figure(
+        go.Scatter(
+            x=x,
+            y=values,
+            mode="lines+markers",
+            connectgaps=False,
+            name="surprise",
+            hovertemplate="frame %{x}<br>surprise %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="frame", dtick=1 if len(x) <= 32 else None)
+    fig.update_yaxes(title="L1(predicted, target latents)", rangemode="tozero")
+    return _layout(fig, "Surprise per frame (masked tokens only)")
+
+
+def embedding_figure(
+    coords: np.ndarray,
+    labels: np.ndarray | None,
+    label_names: Sequence[str] | None,
+    title: str,
+    hover_text: Sequence[str] | None = None,
+) -> go.Figure:
+    """A 2-D map of clips [N, 2], one trace per label value so the legend names the colours.
+
+    Every point carries its clip index as `customdata`, which the selection bridge reads.
+    """
+    coords = np.asarray(coords, dtype=np.float32)
+    index = np.arange(len(coords))
+    hover = np.asarray(hover_text if hover_text is not None else [f"clip {i}" for i in index])
+    fig = go.Figure()
+    groups = [(None, index)] if labels is None else _groups(np.asarray(labels))
+    for value, members in groups:
+        name = "clips" if value is None else _label_name(value, label_names)
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[members, 0],
+                y=coords[members, 1],
+                mode="markers",
+                name=name,
+                customdata=members.tolist(),  # plain numbers for the selection bridge
+                text=hover[members],
+                hovertemplate="%{text}<extra></extra>",
+                marker={"size": 6, "opacity": 0.8, "color": _colour(value)},
+            )
+        )
+    fig.update_layout(dragmode="lasso", legend={"itemsizing": "constant"})
+    fig.update_xaxes(showticklabels=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, zeroline=False, scaleanchor="x")
+    return _layout(fig, title, height=520)
+
+
+def _groups(labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    return [(int(v), np.flatnonzero(labels == v)) for v in np.unique(labels)]
+
+
+def _label_name(value: int, names: Sequence[str] | None) -> str:
+    return names[value] if names is not None and 0 <= value < len(names) else str(value)
+
+
+def _colour(value: int | None) -> str:
+    return PALETTE[0] if value is None else PALETTE[value % len(PALETTE)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training curves, from metrics.jsonl records.
+
+
+def _series(records: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of the records that carry a finite number under `key`."""
+    steps, values = [], []
+    for record in records:
+        value = record.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            steps.append(int(record["step"]))
+            values.append(float(value))
+    return steps, values
+
+
+def loss_figure(records: Sequence[dict[str, Any]], title: str = "Loss") -> go.Figure:
+    steps, values = _series(records, "loss")
+    fig = go.Figure(go.Scatter(x=steps, y=values, mode="lines", name="loss"))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="L1 loss")
+    return _layout(fig, title)
+
+
+def collapse_figure(records: Sequence[dict[str, Any]]) -> go.Figure:
+    """Per-dimension std of predictions and targets (left axis) and RankMe (right axis).
+
+    A collapsing run shows target std and RankMe falling towards zero / one while the loss
+    looks fine.
+    """
+    fig = go.Figure()
+    for key, name in (("pred_std", "prediction std"), ("target_std", "target std")):
+        steps, values = _series(records, key)
+        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=name))
+    steps, values = _series(records, "rankme")
+    fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name="RankMe", yaxis="y2"))
+    fig.update_layout(
+        yaxis={"title": "per-dim std", "rangemode": "tozero"},
+        yaxis2={"title": "RankMe", "overlaying": "y", "side": "right", "rangemode": "tozero"},
+    )
+    fig.update_xaxes(title="step")
+    _layout(fig, "Collapse monitors")
+    # Above the plot: at the right it would cover the RankMe axis, below the step axis title.
+    fig.update_layout(
+        legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+        margin={**MARGIN, "t": 80},
+    )
+    return fig
+
+
+def probe_figure(records: Sequence[dict[str, Any]]) -> go.Figure:
+    """Online probe accuracy per label (`probe_<label>` keys)."""
+    keys = sorted({k for record in records for k in record if k.startswith("probe_")})
+    fig = go.Figure()
+    for key in keys:
+        steps, values = _series(records, key)
+        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=key[6:]))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="accuracy", range=[0, 1], tickformat=".0%")
+    title = "Online probe accuracy" if keys else "Online probe accuracy (not measured yet)"
+    return _layout(fig, title)

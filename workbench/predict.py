@@ -1,0 +1,117 @@
+"""The Predict tab's work, without the UI: pick a window of frames, fit it to the model, build
+the mask, decode the prediction and turn it into videos, a frame strip and a surprise curve.
+
+    window = clip_window(video.frames, start=0, step=1, num_frames=bundle.num_frames)
+    shown = predict(bundle, window, MaskChoice(), editor_value)   # or MaskChoice("causal")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+
+from decoder.bundle import Bundle
+from decoder.render import Rendered, render_prediction
+from workbench.frames import enlarge, strip
+from workbench.masks_ui import MaskChoice, token_mask
+from workbench.paths import new_output_path
+from workbench.plots import surprise_figure
+from workbench.video_io import write_mp4
+
+VIDEO_PX = 256  # shown videos are enlarged to about this size
+STRIP_PX = 96  # one frame in the strip
+EDITOR_PX = 320  # the frame people paint on
+PLAYBACK_FPS = 4.0  # slow enough to follow a short clip frame by frame
+
+
+def clip_window(frames: np.ndarray, start: int, step: int, num_frames: int) -> np.ndarray:
+    """`num_frames` frames of `frames` [T, H, W, 3] from `start`, every `step`-th one."""
+    start, step = int(start), int(step)
+    if step < 1:
+        raise ValueError(f"frame step must be at least 1, got {step}")
+    needed = (num_frames - 1) * step + 1
+    available = len(frames) - start
+    if len(frames) < needed:
+        raise ValueError(
+            f"the clip has {len(frames)} frames; this model needs {num_frames} frames "
+            f"{step} apart ({needed} frames): use a longer clip or a smaller frame step"
+        )
+    if start < 0 or available < needed:
+        raise ValueError(
+            f"a window starting at frame {start} runs past the end of the clip "
+            f"({len(frames)} frames): start at frame {len(frames) - needed} or earlier"
+        )
+    return frames[start : start + needed : step]
+
+
+def last_start(total_frames: int, step: int, num_frames: int) -> int:
+    """The latest window start that still fits (-1 when no window fits)."""
+    return total_frames - ((num_frames - 1) * int(step) + 1)
+
+
+def model_frames(bundle: Bundle, window: np.ndarray) -> np.ndarray:
+    """The window as the model sees it: uint8 [T, S, S, 3], centre-cropped and resized."""
+    return bundle.fit_clip(window).permute(1, 2, 3, 0).numpy()
+
+
+def paint_frame(bundle: Bundle, window: np.ndarray, index: int) -> np.ndarray:
+    """Frame `index` of the window as the model sees it, enlarged for the brush."""
+    frames = model_frames(bundle, window)
+    index = min(max(int(index), 0), len(frames) - 1)
+    # Exactly EDITOR_PX whatever the model's size, so the brush feels the same for every model.
+    image = Image.fromarray(frames[index]).resize((EDITOR_PX, EDITOR_PX), Image.Resampling.NEAREST)
+    return np.asarray(image)
+
+
+def editor_value(frame: np.ndarray) -> dict[str, Any]:
+    """A fresh ImageEditor value (RGBA, no paint yet) showing `frame`."""
+    rgba = np.concatenate([frame, np.full((*frame.shape[:2], 1), 255, np.uint8)], axis=-1)
+    return {"background": rgba, "layers": [], "composite": rgba}
+
+
+@dataclass
+class Prediction:
+    rendered: Rendered
+    videos: dict[str, Path]  # "original", "masked", "prediction" -> mp4
+    strip: np.ndarray  # uint8 [H, W, 3]: rows original / masked / prediction
+    surprise: go.Figure
+    summary: str
+
+
+def predict(
+    bundle: Bundle,
+    window: np.ndarray,
+    choice: MaskChoice,
+    editor: dict[str, Any] | None,
+    frame_numbers: list[int] | None = None,
+) -> Prediction:
+    """Decode the model's prediction under the chosen mask for a window of frames."""
+    mask, mask_index = token_mask(bundle, choice, editor)
+    rendered = render_prediction(bundle, bundle.fit_clip(window), mask, mask_index)
+    shown = {
+        "original": rendered.original,
+        "masked": rendered.masked,
+        "prediction": rendered.composited,
+    }
+    videos = {
+        name: write_mp4(enlarge(frames, VIDEO_PX), new_output_path(name, ".mp4"), PLAYBACK_FPS)
+        for name, frames in shown.items()
+    }
+    hidden = rendered.token_mask.mean()
+    summary = (
+        f"Masked {hidden:.0%} of the tokens ({int(rendered.token_mask.sum())} of "
+        f"{rendered.token_mask.size}); predictor mask token {rendered.mask_index}. "
+        f"Mean surprise {np.nanmean(rendered.surprise):.3f}."
+    )
+    return Prediction(
+        rendered=rendered,
+        videos=videos,
+        strip=strip(list(shown.values()), STRIP_PX),
+        surprise=surprise_figure(rendered.surprise, frame_numbers),
+        summary=summary,
+    )

@@ -1,0 +1,111 @@
+"""Model: which bundle the other tabs use (the committed starter or one of your runs), and
+where it came from: its geometry, training steps, decoder quality per mask family, the
+pretraining curves when its run folder is here, and the full provenance record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from train.monitor import read_metrics
+from workbench.context import AppContext
+from workbench.guard import user_errors
+from workbench.paths import REPO_ROOT, shown
+from workbench.plots import collapse_figure, loss_figure
+
+QUALITY_HEADERS = ["mask family", "PSNR (dB)", "SSIM", "loss"]
+
+
+def pretrain_metrics(provenance: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pretraining run's metrics, when the checkpoint it names is a run on this machine."""
+    checkpoint = (provenance.get("pretrain") or {}).get("checkpoint")
+    if not checkpoint:
+        return []
+    path = Path(checkpoint)
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path
+    # A relative path was written from wherever the fit ran: usually the checkout.
+    for base in (Path.cwd(), REPO_ROOT):
+        metrics = base / run_dir / "metrics.jsonl"
+        if metrics.is_file():
+            return read_metrics(metrics)
+    return []
+
+
+def quality_rows(provenance: dict[str, Any]) -> list[list[Any]]:
+    held_out = (provenance.get("decoder") or {}).get("held_out") or {}
+    rows = []
+    for family, scores in held_out.items():
+        if isinstance(scores, dict):
+            rows.append([family, *(_rounded(scores.get(k)) for k in ("psnr", "ssim", "loss"))])
+    return rows
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 3) if isinstance(value, (int, float)) else ""
+
+
+class ModelHandlers:
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+
+    @user_errors
+    def describe(self, bundle_key: str | None) -> tuple[str, str, list[list[Any]], Any, Any, dict]:
+        """(header line, summary, decoder quality rows, loss figure, collapse figure,
+        provenance) of the bundle under `bundle_key`."""
+        entry = self.ctx.registry.entry(bundle_key)
+        bundle = self.ctx.registry.load(bundle_key)
+        provenance = bundle.provenance
+        records = pretrain_metrics(provenance)
+        decoder = provenance.get("decoder") or {}
+        lines = [
+            f"**{entry.label}** — `{shown(entry.path)}`",
+            "",
+            bundle.summary() + ".",
+            "",
+            f"Decoder: {decoder.get('steps', '?')} steps, final loss "
+            f"{_rounded(decoder.get('final_loss'))}. Created {provenance.get('created', '?')} "
+            f"at commit `{provenance.get('git_commit', '?')}`.",
+        ]
+        if not records:
+            lines += ["", "The pretraining run's metrics are not on this machine."]
+        header = f"Model in use: **{entry.label}**"
+        return (
+            header,
+            "\n".join(lines),
+            quality_rows(provenance),
+            loss_figure(records, "Pretraining loss"),
+            collapse_figure(records),
+            provenance,
+        )
+
+    def refresh(self, bundle_key: str | None) -> Any:
+        choices = self.ctx.registry.choices()
+        keys = [key for _, key in choices]
+        value = bundle_key if bundle_key in keys else (keys[0] if keys else None)
+        return gr.update(choices=choices, value=value)
+
+
+def build(
+    ctx: AppContext, bundle: gr.Dropdown, header: gr.Markdown
+) -> tuple[ModelHandlers, list[Any]]:
+    """Lays out the tab; returns its handlers and the outputs of `describe`, which the app
+    also fills when a page opens."""
+    handlers = ModelHandlers(ctx)
+    with gr.Row():
+        bundle.render()
+        refresh = gr.Button("Refresh list", scale=0)
+    summary = gr.Markdown(elem_id="model-summary")
+    quality = gr.Dataframe(
+        headers=QUALITY_HEADERS, label="Decoder quality on held-out clips (masked region)"
+    )
+    with gr.Row():
+        loss = gr.Plot(label="Pretraining loss")
+        collapse = gr.Plot(label="Collapse monitors")
+    with gr.Accordion("Provenance", open=False):
+        provenance = gr.JSON()
+    outputs = [header, summary, quality, loss, collapse, provenance]
+    bundle.change(handlers.describe, bundle, outputs, api_name="describe_model")
+    refresh.click(handlers.refresh, bundle, bundle, api_visibility="undocumented")
+    return handlers, outputs

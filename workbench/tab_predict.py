@@ -1,0 +1,239 @@
+"""Predict: load a clip, pick the frame window, paint a region (or choose a preset mask), and see
+what the model predicts there, decoded into pixels, next to the original and the masked input,
+with the per-frame surprise.
+
+`PredictHandlers` holds the tab's logic as plain methods (numpy in, files and figures out), so
+tests call them without a browser; `build` lays out the components and wires the events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from decoder.bundle import Bundle
+from workbench.context import AppContext
+from workbench.examples import example_names, load_example
+from workbench.guard import user_errors
+from workbench.masks_ui import EXTENT_MODES, MASK_SOURCES, PAINTED, MaskChoice
+from workbench.predict import (
+    EDITOR_PX,
+    STRIP_PX,
+    clip_window,
+    editor_value,
+    last_start,
+    paint_frame,
+    predict,
+)
+from workbench.video_io import Video, read_video
+
+MAX_FRAME_STEP = 8
+
+
+class PredictHandlers:
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+
+    # ------------------------------------------------------------------------ loading
+
+    @user_errors
+    def load_example(self, name: str, bundle_key: str | None) -> tuple[Any, ...]:
+        if not name:
+            raise ValueError("pick an example clip")
+        return self._loaded(load_example(name), bundle_key)
+
+    @user_errors
+    def load_upload(self, path: str | None, bundle_key: str | None) -> tuple[Any, ...]:
+        if not path:
+            raise ValueError("upload a video file (mp4, webm, mkv, avi or mov)")
+        return self._loaded(read_video(path), bundle_key)
+
+    def _loaded(self, video: Video, bundle_key: str | None) -> tuple[Any, ...]:
+        """(clip key, description, then the window controls and the editor for frame 0)."""
+        bundle = self.ctx.registry.load(bundle_key)
+        if len(video.frames) < bundle.num_frames:
+            raise ValueError(
+                f"{video.name} has {len(video.frames)} frames; this model needs at least "
+                f"{bundle.num_frames}: use a longer clip"
+            )
+        key = self.ctx.clips.put(video)
+        return (key, video.describe(), *self._window(bundle, video, 0, 1, 0, reset_range=True))
+
+    # ------------------------------------------------------------------------ the window
+
+    @user_errors
+    def refresh_window(
+        self, bundle_key: str | None, clip_key: str | None, start: int, step: int, index: int
+    ) -> tuple[Any, ...]:
+        """After the window or the painted frame changed: controls and editor."""
+        if clip_key is None:  # nothing loaded yet: nothing to refresh
+            return tuple(gr.skip() for _ in range(5))
+        bundle = self.ctx.registry.load(bundle_key)
+        return self._window(bundle, self.ctx.clips.get(clip_key), start, step, index)
+
+    @user_errors
+    def change_model(
+        self, bundle_key: str | None, clip_key: str | None, start: int, step: int, index: int
+    ) -> tuple[Any, ...]:
+        """After another model was picked: its frame count may differ, so the frame range
+        starts afresh."""
+        if clip_key is None or bundle_key is None:
+            return tuple(gr.skip() for _ in range(5))
+        bundle = self.ctx.registry.load(bundle_key)
+        video = self.ctx.clips.get(clip_key)
+        return self._window(bundle, video, start, step, index, reset_range=True)
+
+    def _window(
+        self,
+        bundle: Bundle,
+        video: Video,
+        start: int,
+        step: int,
+        index: int,
+        reset_range: bool = False,
+    ) -> tuple[Any, ...]:
+        frames = bundle.num_frames
+        step = int(step)
+        latest = last_start(len(video.frames), step, frames)
+        if latest < 0:
+            raise ValueError(
+                f"{video.name} has {len(video.frames)} frames: too few for {frames} frames "
+                f"{step} apart; choose a smaller frame step"
+            )
+        start = min(max(int(start), 0), latest)
+        index = min(max(int(index), 0), frames - 1)
+        window = clip_window(video.frames, start, step, frames)
+        # The range keeps what the user chose, unless a new clip or model starts it afresh.
+        frame_range = (
+            (
+                gr.update(maximum=frames - 1, value=frames // 2),
+                gr.update(maximum=frames - 1, value=frames - 1),
+            )
+            if reset_range
+            else (gr.skip(), gr.skip())
+        )
+        return (
+            gr.update(maximum=max(latest, 1), value=start, interactive=latest > 0),
+            gr.update(maximum=frames - 1, value=index),
+            *frame_range,
+            editor_value(paint_frame(bundle, window, index)),
+        )
+
+    # ------------------------------------------------------------------------ predicting
+
+    @user_errors
+    def predict(
+        self,
+        bundle_key: str | None,
+        clip_key: str | None,
+        start: int,
+        step: int,
+        editor: dict[str, Any] | None,
+        source: str = PAINTED,
+        extent: str = "whole clip",
+        range_start: int = 0,
+        range_stop: int | None = None,
+        seed: int = 0,
+    ) -> tuple[str, str, str, np.ndarray, Any, str]:
+        """(original, masked, prediction mp4 paths; frame strip; surprise figure; summary)."""
+        bundle = self.ctx.registry.load(bundle_key)
+        video = self.ctx.clips.get(clip_key)
+        window = clip_window(video.frames, int(start), int(step), bundle.num_frames)
+        choice = MaskChoice(source, extent, int(range_start), range_stop, int(seed or 0))
+        shown = predict(bundle, window, choice, editor)
+        videos = [str(shown.videos[name]) for name in ("original", "masked", "prediction")]
+        return (*videos, shown.strip, shown.surprise, shown.summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout.
+
+
+def build(ctx: AppContext, bundle: gr.Dropdown) -> tuple[PredictHandlers, dict[str, Any]]:
+    """Lay out the tab (inside a gr.Tab) and wire it; returns the handlers and the components
+    other tabs use: the loaded clip's key, the window, the example picker and what loading a
+    clip updates."""
+    handlers = PredictHandlers(ctx)
+    clip_key = gr.State(None)
+    gr.Markdown(
+        "Pick an example or upload a video, choose the frames the model sees, **paint the region "
+        "to hide** on a frame, and press **Predict**. The model never sees the painted region: "
+        "the prediction is decoded from its latents."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            examples = example_names()
+            example = gr.Dropdown(
+                examples, value=examples[0] if examples else None, label="Example clip"
+            )
+            upload = gr.Video(
+                sources=["upload"],
+                format=None,
+                label="…or upload a video",
+                height=200,
+                elem_id="video-upload",
+            )
+            info = gr.Markdown("No clip loaded yet.", elem_id="clip-info")
+            with gr.Row():
+                start = gr.Slider(0, 1, value=0, step=1, label="First frame of the window")
+                step = gr.Slider(1, MAX_FRAME_STEP, value=1, step=1, label="Frame step")
+            source = gr.Radio(list(MASK_SOURCES), value=PAINTED, label="Mask")
+            seed = gr.Number(0, precision=0, label="Preset seed", minimum=0)
+            extent = gr.Radio(
+                list(EXTENT_MODES), value="whole clip", label="The painted region covers"
+            )
+            with gr.Row():
+                range_start = gr.Slider(0, 7, value=0, step=1, label="From frame (or k)")
+                range_stop = gr.Slider(0, 7, value=0, step=1, label="To frame")
+            run = gr.Button("Predict", variant="primary", elem_id="predict-button")
+        with gr.Column(scale=1):
+            paint_index = gr.Slider(0, 7, value=0, step=1, label="Frame to paint on")
+            editor = gr.ImageEditor(
+                type="numpy",
+                image_mode="RGBA",
+                sources=[],
+                transforms=[],
+                layers=gr.LayerOptions(allow_additional_layers=False, layers=["mask"]),
+                brush=gr.Brush(default_size=24, colors=["#ff3030"], color_mode="fixed"),
+                eraser=gr.Eraser(default_size=24),
+                canvas_size=(EDITOR_PX, EDITOR_PX),
+                label="Paint the region to predict",
+                elem_id="mask-editor",
+            )
+    with gr.Row():
+        original = gr.Video(label="Original", autoplay=True, loop=True, elem_id="video-original")
+        masked = gr.Video(label="Masked context", autoplay=True, loop=True, elem_id="video-masked")
+        predicted = gr.Video(
+            label="Prediction (decoded)", autoplay=True, loop=True, elem_id="video-prediction"
+        )
+    frame_strip = gr.Image(
+        label="Frames: original / masked context / prediction",
+        elem_id="frame-strip",
+        height=STRIP_PX * 3 + 60,
+    )
+    with gr.Row():
+        surprise = gr.Plot(label="Surprise")
+        summary = gr.Markdown(elem_id="predict-summary")
+
+    window_controls = [start, paint_index, range_start, range_stop, editor]
+    loaded = [clip_key, info, *window_controls]
+    example.change(handlers.load_example, [example, bundle], loaded, api_name="load_example")
+    upload.upload(handlers.load_upload, [upload, bundle], loaded, api_name="load_upload")
+    refresh_inputs = [bundle, clip_key, start, step, paint_index]
+    for control in (start, step, paint_index):
+        control.release(
+            handlers.refresh_window, refresh_inputs, window_controls, api_visibility="undocumented"
+        )
+    bundle.change(
+        handlers.change_model, refresh_inputs, window_controls, api_visibility="undocumented"
+    )
+    run.click(
+        handlers.predict,
+        [bundle, clip_key, start, step, editor, source, extent, range_start, range_stop, seed],
+        [original, masked, predicted, frame_strip, surprise, summary],
+        api_name="predict",
+    )
+    shared = {"clip_key": clip_key, "start": start, "step": step, "example": example}
+    return handlers, {**shared, "loaded": loaded}

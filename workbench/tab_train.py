@@ -1,0 +1,169 @@
+"""Train: a short teaching pretraining in a child process (`python -m train`), its curves live
+(loss, collapse monitors, online probe accuracy), a Stop button, and a decoder fit afterwards so
+the new model can be used in the other tabs. One job at a time; the page stays responsive
+because the work happens in another process and the page only reads its metrics.jsonl."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import torch
+
+from train.config import PRESET_DIR
+from workbench.context import AppContext
+from workbench.guard import user_errors
+from workbench.paths import shown
+from workbench.plots import collapse_figure, loss_figure, probe_figure
+from workbench.training import (
+    DEFAULT_DECODER_STEPS,
+    STRATEGIES,
+    TrainRequest,
+    core_runs,
+)
+
+REFRESH_S = 2.0
+TEACHING_PRESET = "tiny_cpu"
+
+
+def presets() -> list[str]:
+    names = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    return sorted(names, key=lambda n: n != TEACHING_PRESET)  # the teaching preset first
+
+
+def _given(value: float | None, field: str) -> float:
+    """A number box's value; an emptied box arrives as None."""
+    if value is None:
+        raise ValueError(f"{field} is empty: type a number")
+    return value
+
+
+class TrainHandlers:
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+
+    @user_errors
+    def start(
+        self,
+        preset: str = TEACHING_PRESET,
+        steps: int = 450,
+        strategy: str = "multiblock",
+        lr: float = 5e-4,
+        name: str = "",
+        online_probe: bool = True,
+        fit_decoder: bool = True,
+        decoder_steps: int = DEFAULT_DECODER_STEPS,
+    ) -> str:
+        request = TrainRequest(
+            preset,
+            int(_given(steps, "Steps")),
+            strategy,
+            float(_given(lr, "Learning rate")),
+            name or "",
+            bool(online_probe),
+            bool(fit_decoder),
+            int(_given(decoder_steps, "Decoder steps")),
+        )
+        job = self.ctx.jobs.start_training(request)
+        if preset != TEACHING_PRESET and not torch.cuda.is_available():
+            gr.Warning(
+                f"{preset} is a GPU-sized preset: on this machine's CPU it takes hours per "
+                f"hundred steps. {TEACHING_PRESET} is the one that learns in minutes on a CPU."
+            )
+        return f"Started training **{job.run_dir.name}** in `{shown(job.run_dir)}`."
+
+    @user_errors
+    def fit_decoder(self, run_dir: str | None, steps: int = DEFAULT_DECODER_STEPS) -> str:
+        if not run_dir:
+            raise ValueError("pick a finished training run to fit a decoder on")
+        job = self.ctx.jobs.start_decoder_fit(run_dir, int(_given(steps, "Decoder steps")))
+        return f"Started a decoder fit on **{job.run_dir.name}** into `{shown(job.out_dir)}`."
+
+    def stop(self) -> str:
+        job = self.ctx.jobs.stop()
+        if job is None or not job.stop_requested:
+            return "Nothing is running."
+        return f"Stopping **{job.run_dir.name}**: it finishes its step and saves a checkpoint."
+
+    def tick(self, seen: dict[str, Any] | None) -> tuple[Any, ...]:
+        """Every REFRESH_S: (status, loss, collapse and probe figures, bundle list, runs list,
+        what this page has seen). Figures and lists are sent only when they changed."""
+        seen = dict(seen or {})
+        status = self.ctx.jobs.status()
+        records = status.records
+        job = status.job
+        curves = [str(job.out_dir) if job else None, len(records)]
+        if curves != seen.get("curves"):
+            title = "Decoder loss" if job is not None and job.kind == "decoder" else "Loss"
+            figures = (loss_figure(records, title), collapse_figure(records), probe_figure(records))
+        else:
+            figures = (gr.skip(), gr.skip(), gr.skip())
+        bundles, runs = self.ctx.registry.choices(), self.run_choices()
+        lists = [[key for _, key in bundles], [path for _, path in runs]]
+        changed = lists != seen.get("lists")
+        return (
+            status.text,
+            *figures,
+            gr.update(choices=bundles) if changed else gr.skip(),
+            gr.update(choices=runs) if changed else gr.skip(),
+            {"curves": curves, "lists": lists},
+        )
+
+    def run_choices(self) -> list[tuple[str, str]]:
+        runs_dir = self.ctx.runs_dir
+        return [(str(p.relative_to(runs_dir)), str(p)) for p in core_runs(runs_dir)]
+
+
+def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
+    handlers = TrainHandlers(ctx)
+    gr.Markdown(
+        f"Pretrain a small V-JEPA on the physics world. `{TEACHING_PRESET}` learns visibly in "
+        "about 5 minutes on a laptop CPU. The run is an ordinary `python -m train` run in "
+        f"`{shown(ctx.runs_dir)}/`; when it ends, a decoder is fitted on it and the model "
+        "appears in the **Model** tab."
+    )
+    with gr.Row():
+        preset = gr.Dropdown(presets(), value=TEACHING_PRESET, label="Preset")
+        steps = gr.Number(450, precision=0, minimum=1, label="Steps", elem_id="train-steps")
+        strategy = gr.Radio(list(STRATEGIES), value="multiblock", label="Masking strategy")
+        lr = gr.Number(5e-4, label="Learning rate (peak)", minimum=0)
+    with gr.Row():
+        name = gr.Textbox(label="Run name (optional)", placeholder="my-first-run")
+        online_probe = gr.Checkbox(True, label="Online probe accuracy")
+        fit_decoder = gr.Checkbox(True, label="Fit a decoder when done")
+        decoder_steps = gr.Number(
+            DEFAULT_DECODER_STEPS, precision=0, minimum=1, label="Decoder steps"
+        )
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary", elem_id="train-start")
+        stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
+    message = gr.Markdown()
+    status = gr.Markdown(elem_id="train-status")
+    with gr.Row():
+        loss = gr.Plot(label="Loss")
+        collapse = gr.Plot(label="Collapse monitors")
+        probe = gr.Plot(label="Online probe")
+    with gr.Accordion("Fit a decoder on an earlier run", open=False), gr.Row():
+        run = gr.Dropdown(handlers.run_choices(), label="Training run")
+        run_decoder_steps = gr.Number(
+            DEFAULT_DECODER_STEPS, precision=0, minimum=1, label="Decoder steps"
+        )
+        fit = gr.Button("Fit decoder")
+
+    seen = gr.State(None)
+    start.click(
+        handlers.start,
+        [preset, steps, strategy, lr, name, online_probe, fit_decoder, decoder_steps],
+        message,
+        api_name="start_training",
+    )
+    stop.click(handlers.stop, None, message, api_name="stop_training")
+    fit.click(handlers.fit_decoder, [run, run_decoder_steps], message, api_name="fit_decoder")
+    timer = gr.Timer(REFRESH_S)
+    timer.tick(
+        handlers.tick,
+        seen,
+        [status, loss, collapse, probe, bundle, run, seen],
+        show_progress="hidden",
+        api_name="training_status",
+    )

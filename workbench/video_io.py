@@ -1,0 +1,115 @@
+"""Videos in and out of the app: reading uploads (bounded in size and length) and writing
+browser-playable H.264 mp4 files.
+
+Reading goes through the core's decord reader (train/data/video.py), which resizes inside the
+decoder: a 4K upload is never held at 4K. Only the first `max_seconds` are decoded. Writing uses
+PyAV's libx264 in yuv420p, what every browser plays; there is no ffmpeg binary to call.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+# PyAV before decord (imported by train.data.video): decord bundles an older libvpx whose
+# symbols would otherwise shadow PyAV's.
+import av
+import numpy as np
+
+from train.data.files import UnreadableError
+from train.data.video import VIDEO_EXTENSIONS, open_video, read_frames
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+MAX_SECONDS = 10.0
+MAX_FRAMES = 300
+# Frames are decoded with the short side at most this: above every model size the app shows
+# (the largest preset is 224 px), small enough to keep a 10 s clip in memory.
+DECODE_SHORT_SIDE = 256
+FALLBACK_FPS = 25.0
+
+
+class VideoError(ValueError):
+    """A video the app cannot use; the message says why and what to do."""
+
+
+@dataclass
+class Video:
+    frames: np.ndarray  # uint8 [T, H, W, 3]
+    fps: float
+    name: str
+    source_size: tuple[int, int]  # (width, height) stored in the file
+    total_frames: int  # frames in the file; more than len(frames) when cut to max_seconds
+
+    @property
+    def cut(self) -> bool:
+        return self.total_frames > len(self.frames)
+
+    def describe(self) -> str:
+        t, h, w, _ = self.frames.shape
+        text = f"{self.name}: {t} frames of {w}x{h} px at {self.fps:.3g} fps"
+        if (w, h) != self.source_size:
+            text += f" (resized from {self.source_size[0]}x{self.source_size[1]})"
+        if self.cut:
+            text += f"; first {t} of {self.total_frames} frames"
+        return text
+
+
+def read_video(
+    path: str | os.PathLike[str],
+    max_seconds: float = MAX_SECONDS,
+    short_side: int = DECODE_SHORT_SIDE,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+) -> Video:
+    """The first `max_seconds` of a video file as RGB frames, short side at most `short_side`."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise VideoError(
+            f"{path.name} is not a video file the app reads; use one of "
+            f"{', '.join(VIDEO_EXTENSIONS)}"
+        )
+    if path.is_file() and path.stat().st_size > max_bytes:
+        raise VideoError(
+            f"{path.name} is {path.stat().st_size / 2**20:.0f} MiB; the limit is "
+            f"{max_bytes / 2**20:.0f} MiB: cut or compress it first"
+        )
+    try:
+        video = open_video(path, short_side, threads=1)
+        fps = video.fps if math.isfinite(video.fps) and video.fps > 0 else FALLBACK_FPS
+        count = min(video.num_frames, MAX_FRAMES, max(1, math.ceil(max_seconds * fps)))
+        frames = read_frames(video, path, range(count))
+    except UnreadableError as err:
+        raise VideoError(f"{path.name} cannot be read: {err.reason}") from None
+    return Video(
+        frames=frames.permute(1, 2, 3, 0).numpy(),
+        fps=fps,
+        name=path.name,
+        source_size=video.source_size,
+        total_frames=video.num_frames,
+    )
+
+
+def _even(frames: np.ndarray) -> np.ndarray:
+    """4:2:0 video needs even sides: repeat the last row / column where one is odd."""
+    _, h, w, _ = frames.shape
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def write_mp4(frames: np.ndarray, path: str | os.PathLike[str], fps: float) -> Path:
+    """uint8 [T, H, W, 3] -> an H.264 / yuv420p mp4 that browsers play."""
+    frames = _even(np.ascontiguousarray(frames, dtype=np.uint8))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = Fraction(fps).limit_denominator(1000)
+    with av.open(str(path), mode="w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        # Every frame a keyframe: short clips seek and loop without artefacts in the browser.
+        stream.options = {"crf": "18", "preset": "veryfast", "g": "1"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path

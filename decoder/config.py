@@ -16,9 +16,9 @@ import yaml
 from train.config import (
     ConfigError,
     OptimConfig,
-    _set_dotted,
     from_dict,
     parse_override,
+    set_dotted,
     to_dict,
 )
 
@@ -110,7 +110,7 @@ def load_decoder_config(
             raise ConfigError(f"{path} must hold a mapping of decoder config keys")
     for text in overrides:
         keys, value = parse_override(text)
-        _set_dotted(data, keys, value)
+        set_dotted(data, keys, value)
     cfg = from_dict(DecoderConfig, data)
     validate(cfg)
     return cfg

@@ -32,7 +32,7 @@ from decoder.masks import TokenGeometry
 from decoder.provenance import command_line, environment
 from decoder.render import render_prediction
 from train.checkpoint import CheckpointError
-from train.config import ConfigError, _set_dotted, from_dict, load_config, parse_override, to_dict
+from train.config import ConfigError, from_dict, load_config, parse_override, set_dotted, to_dict
 from train.loop import TrainingError, train
 from train.monitor import read_metrics
 
@@ -73,7 +73,7 @@ def load_starter_config(overrides: list[str]) -> StarterConfig:
     data: dict[str, Any] = {}
     for text in overrides:
         keys, value = parse_override(text)
-        _set_dotted(data, keys, value)
+        set_dotted(data, keys, value)
     cfg = from_dict(StarterConfig, data)
     validate(cfg.decoder)
     return cfg

@@ -277,7 +277,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def _set_dotted(data: dict[str, Any], keys: list[str], value: Any) -> None:
+def set_dotted(data: dict[str, Any], keys: list[str], value: Any) -> None:
     node = data
     for key in keys[:-1]:
         child = node.setdefault(key, {})
@@ -298,7 +298,7 @@ def load_config(preset: str | Path | None = None, overrides: list[str] = ()) -> 
         data = loaded
     for text in overrides:
         keys, value = parse_override(text)
-        _set_dotted(data, keys, value)
+        set_dotted(data, keys, value)
     cfg = from_dict(Config, data)
     validate(cfg)
     return cfg

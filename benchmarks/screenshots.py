@@ -53,6 +53,7 @@ def shoot(page, out: Path, name: str) -> None:
 
 
 def predict(page, out: Path) -> None:
+    open_tab(page, "Predict")  # --tabs may have opened another tab first
     page.wait_for_selector("#clip-info:has-text('frames')")
     paint_and_predict(page)
     page.wait_for_selector("#video-prediction video")

@@ -55,8 +55,8 @@ probe seed, 1024 probe-training and 512 held-out single-object clips; "online" i
   linear readout (direction 19% on a time × 2 × 2 grid, chance 12.5%). V-JEPA's 450 steps do
   not change what the attentive probe reads (within a few points), but they make motion
   *linearly* readable: 39% from the target encoder and 45% from the online encoder on the same
-  grid readout (tables above). The +25 expectation holds for that readout of the online
-  encoder, not for the paper's probe.
+  grid readout (`--online` adds the online-encoder table). The +25 expectation holds for that
+  readout of the online encoder, not for the paper's probe.
 - **The EMA target barely leaves its initialisation in a short run.** With the momentum rising
   linearly from 0.998 to 1 over 450 steps, the target keeps exp(-sum(1 - m)) = exp(-0.45) =
   64% of its initial weights. The online encoder moves much further (AdamW at lr 5e-4 on

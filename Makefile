@@ -31,7 +31,9 @@ app: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --nbmake tests notebooks
+	# One torch thread per test process: the workers, notebook kernels and subprocesses already
+	# fill the cores, and oversubscribed threads make small models many times slower.
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --nbmake tests notebooks
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -99,7 +99,7 @@ def _colour(value: int | None) -> str:
 # Training curves, from metrics.jsonl records.
 
 
-def _series(records: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+def metric_series(records: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
     """(steps, values) of the records that carry a finite number under `key`."""
     steps, values = [], []
     for record in records:
@@ -111,7 +111,7 @@ def _series(records: Sequence[dict[str, Any]], key: str) -> tuple[list[int], lis
 
 
 def loss_figure(records: Sequence[dict[str, Any]], title: str = "Loss") -> go.Figure:
-    steps, values = _series(records, "loss")
+    steps, values = metric_series(records, "loss")
     fig = go.Figure(go.Scatter(x=steps, y=values, mode="lines", name="loss"))
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="L1 loss")
@@ -126,9 +126,9 @@ def collapse_figure(records: Sequence[dict[str, Any]]) -> go.Figure:
     """
     fig = go.Figure()
     for key, name in (("pred_std", "prediction std"), ("target_std", "target std")):
-        steps, values = _series(records, key)
+        steps, values = metric_series(records, key)
         fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=name))
-    steps, values = _series(records, "rankme")
+    steps, values = metric_series(records, "rankme")
     fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name="RankMe", yaxis="y2"))
     fig.update_layout(
         yaxis={"title": "per-dim std", "rangemode": "tozero"},
@@ -149,7 +149,7 @@ def probe_figure(records: Sequence[dict[str, Any]]) -> go.Figure:
     keys = sorted({k for record in records for k in record if k.startswith("probe_")})
     fig = go.Figure()
     for key in keys:
-        steps, values = _series(records, key)
+        steps, values = metric_series(records, key)
         fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=key[6:]))
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="accuracy", range=[0, 1], tickformat=".0%")

@@ -40,7 +40,7 @@ def app_url(tmp_path_factory):
     patch.setattr(clip_table, "FEATURE_CACHE_DIR", root / "cache")
     patch.setattr(tab_embeddings, "umap_2d", embed.pca_2d)
     write_micro_bundle(root / "runs" / "micro" / "decoder" / "bundle.safetensors")
-    demo = build_app(AppContext.create(root / "runs"))
+    demo = build_app(AppContext.create(root / "runs", starter=root / "no-starter"))
     _, url, _ = launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
     yield url
     demo.close()

@@ -28,7 +28,7 @@ from workbench.video_io import write_mp4
 def ctx(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     write_micro_bundle(runs / "micro" / "decoder" / "bundle.safetensors")
-    return AppContext.create(runs)
+    return AppContext.create(runs, starter=runs / "no-starter")
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +202,18 @@ def test_train_tick_sends_figures_and_lists_only_when_they_change(ctx):
     assert runs["choices"] == []  # the micro bundle has no training run next to it
     again = handlers.tick(seen)
     assert all(output == gr.skip() for output in again[1:6])
+
+
+def test_a_fresh_app_opens_the_committed_starter_and_predicts(tmp_path):
+    """What `make app` shows first: the starter bundle, ready to decode a preset mask."""
+    starter_ctx = AppContext.create(tmp_path / "runs")
+    key = starter_ctx.registry.default_key()
+    assert key is not None and key.endswith("starter.safetensors")
+    clip = PredictHandlers(starter_ctx).load_example(example_names()[0], key)[0]
+    original, _, predicted, _, _, summary = PredictHandlers(starter_ctx).predict(
+        key, clip, 0, 1, None, source="multiblock-long", seed=0
+    )
+    before, after = _frames(original), _frames(predicted)
+    assert before.shape == after.shape and len(before) == 8
+    assert np.abs(after.astype(int) - before).mean() > 1  # the hidden region was replaced
+    assert "Masked" in summary

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from decoder.bundle import STARTER_PATH
 from workbench.bundles import BundleRegistry
 from workbench.clip_store import ClipStore
 from workbench.training import JobManager
@@ -21,5 +22,10 @@ class AppContext:
         return self.registry.runs_dir
 
     @classmethod
-    def create(cls, runs_dir: str | Path = "runs", bundle: str | Path | None = None) -> AppContext:
-        return cls(BundleRegistry(runs_dir, extra=bundle), JobManager(runs_dir))
+    def create(
+        cls,
+        runs_dir: str | Path = "runs",
+        bundle: str | Path | None = None,
+        starter: str | Path = STARTER_PATH,
+    ) -> AppContext:
+        return cls(BundleRegistry(runs_dir, starter, extra=bundle), JobManager(runs_dir))

@@ -10,7 +10,8 @@ synthetic physics world, so the workbench opens with a working model on a fresh 
 4. write the bundle (weights in fp16, to stay small), reload it and check that it renders.
 
 Work files go to `work=runs/starter`; an interrupted build continues with `resume=true`.
-About 25 minutes on 2 CPU cores; every stage's time is recorded in the bundle's provenance.
+About 50 minutes on 2 idle CPU cores (pretraining ~24 min at ~1.2 s a step, decoder ~22 min);
+every stage's time is recorded in the bundle's provenance.
 """
 
 from __future__ import annotations

@@ -5,14 +5,13 @@ painted region (and nowhere else). A screenshot goes to test-artifacts/."""
 from __future__ import annotations
 
 import io
-import socket
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import REPO
-from test_workbench_fixtures import moving_square_video, write_micro_bundle
+from test_workbench_fixtures import free_port, moving_square_video, write_micro_bundle
 from workbench import clip_table, embed, tab_embeddings
 from workbench.app import build_app, launch
 from workbench.browser import INSTALL_HINT, find_chromium, open_browser, paint_and_predict
@@ -23,12 +22,6 @@ from workbench.predict import STRIP_PX
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("workbench_browser")]
 ARTIFACTS = REPO / "test-artifacts"
 TIMEOUT_MS = 30_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

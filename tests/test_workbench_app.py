@@ -3,8 +3,6 @@ calls it, on a micro bundle; errors arrive as messages; the server listens on lo
 
 from __future__ import annotations
 
-import socket
-
 import av
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from test_workbench_fixtures import painted_editor, write_micro_bundle
+from test_workbench_fixtures import free_port, painted_editor, write_micro_bundle
 from workbench import clip_table, embed, tab_embeddings
 from workbench.__main__ import main, parse_args
 from workbench.app import build_app, launch
@@ -22,12 +20,6 @@ from workbench.predict import EDITOR_PX
 
 pytestmark = pytest.mark.xdist_group("workbench_app")
 EXAMPLE = example_names()[3]  # a 16-frame physics scene
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ short test videos, and an ImageEditor value with a painted square."""
 from __future__ import annotations
 
 import copy
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,10 @@ def test_painted_editor_paints_only_the_box():
     alpha = value["layers"][0][..., 3]
     assert alpha.sum() == 255 * 20 * 20
     assert alpha[9, 25] == 0 and alpha[10, 20] == 255
+
+
+def free_port() -> int:
+    """A localhost port nothing listens on now (for an app under test)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

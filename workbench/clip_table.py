@@ -83,12 +83,11 @@ class _Source:
     folder_labels: np.ndarray | None = None  # per clip, for folder sources with sub-folders
 
 
-def _physics_source(bundle: Bundle, count: int) -> _Source:
-    if not 2 <= count <= MAX_CLIPS:
-        raise ValueError(f"number of clips must lie between 2 and {MAX_CLIPS}, got {count}")
+def physics_world_for(bundle: Bundle, num_clips: int) -> PhysicsWorld:
+    """The app's held-out embedding world (never trained on), shaped for `bundle`."""
     synthetic = bundle.config.data.synthetic
-    world = PhysicsWorld(
-        num_clips=count,
+    return PhysicsWorld(
+        num_clips=num_clips,
         num_frames=bundle.num_frames,
         img_size=bundle.img_size,
         seed=EMBEDDING_WORLD_SEED,
@@ -97,6 +96,13 @@ def _physics_source(bundle: Bundle, count: int) -> _Source:
         occluders=synthetic.occluders,
         noise=synthetic.noise,
     )
+
+
+def _physics_source(bundle: Bundle, count: int) -> _Source:
+    if not 2 <= count <= MAX_CLIPS:
+        raise ValueError(f"number of clips must lie between 2 and {MAX_CLIPS}, got {count}")
+    world = physics_world_for(bundle, count)
+    synthetic = bundle.config.data.synthetic
     settings = {
         "source": "synthetic",
         "count": count,

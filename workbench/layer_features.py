@@ -22,8 +22,8 @@ from torch import nn
 from decoder.bundle import Bundle
 from decoder.masks import TokenGeometry
 from train.data import normalize_clip
-from train.data.synthetic import PhysicsWorld, Scene
-from workbench.clip_table import EMBEDDING_WORLD_SEED
+from train.data.synthetic import Scene
+from workbench.clip_table import physics_world_for
 
 OUTPUT = "output"
 BACKGROUND_NAMES = ["dark", "middle", "light"]
@@ -105,21 +105,6 @@ class EmbeddingData:
     patch_token: np.ndarray  # int [M]: its token index in that clip
     clip_of: Callable[[int], np.ndarray]  # clip index -> uint8 [T, S, S, 3]
     geometry: TokenGeometry
-
-
-def physics_world_for(bundle: Bundle, num_clips: int) -> PhysicsWorld:
-    """The app's held-out embedding world (never trained on), shaped for `bundle`."""
-    synthetic = bundle.config.data.synthetic
-    return PhysicsWorld(
-        num_clips=num_clips,
-        num_frames=bundle.num_frames,
-        img_size=bundle.img_size,
-        seed=EMBEDDING_WORLD_SEED,
-        max_objects=synthetic.max_objects,
-        gravity=synthetic.gravity,
-        occluders=synthetic.occluders,
-        noise=synthetic.noise,
-    )
 
 
 def embedding_data(

@@ -47,6 +47,16 @@ def test_loss_falls_and_metrics_are_complete(micro_overrides):
     assert all(r["target_std"] > 0.05 for r in records)  # targets did not collapse to a point
 
 
+def test_rankme_steps_are_logged_even_between_log_steps(micro_overrides):
+    cfg = load_config(
+        "tiny_cpu",
+        micro_overrides("steps=12", "monitor.log_every=5", "monitor.rankme_every=4"),
+    )
+    records = read_metrics(train(cfg).run_dir / "metrics.jsonl")
+    assert [r["step"] for r in records if "rankme" in r] == [1, 4, 8, 12]
+    assert [r["step"] for r in records] == [1, 4, 5, 8, 10, 12]
+
+
 def test_run_directory_layout(micro_overrides):
     cfg = load_config("tiny_cpu", micro_overrides("steps=6", "checkpoint_every=3", "keep_every=3"))
     run_dir = train(cfg).run_dir

@@ -368,10 +368,18 @@ class Trainer:
         every = self.cfg.monitor.online_probe_every
         return bool(every) and (steps_done % every == 0 or steps_done == self.cfg.steps)
 
+    def is_rankme_step(self, steps_done: int) -> bool:
+        every = self.cfg.monitor.rankme_every
+        return bool(every) and (steps_done % every == 0 or steps_done == 1)
+
     def is_log_step(self, steps_done: int) -> bool:
+        # The periodic monitors ride on a logged record, so their steps are logged too.
         every = self.cfg.monitor.log_every
-        return self.is_probe_step(steps_done) or (
-            steps_done % every == 0 or steps_done in (1, self.cfg.steps)
+        return (
+            self.is_probe_step(steps_done)
+            or self.is_rankme_step(steps_done)
+            or steps_done % every == 0
+            or steps_done in (1, self.cfg.steps)
         )
 
     def train_step(self, step: int, batches, stop_requested: bool) -> StepOutcome:
@@ -435,8 +443,7 @@ class Trainer:
     def log_step(self, outcome: StepOutcome, monitor_clips, elapsed_s: float, bar) -> None:
         """Adds the periodic monitors (RankMe, online probe) and appends the metrics record."""
         record = {**outcome.record, "elapsed_s": elapsed_s}
-        every = self.cfg.monitor.rankme_every
-        if every and (outcome.steps_done % every == 0 or outcome.steps_done == 1):
+        if self.is_rankme_step(outcome.steps_done):
             record["rankme"] = self.target_rankme(monitor_clips)
         if self.online_probe is not None and self.is_probe_step(outcome.steps_done):
             record.update(self.online_probe.measure(self.target_encoder))

@@ -10,12 +10,12 @@ The fit directory gets config.yaml, metrics.jsonl, checkpoints/ and bundle.safet
 from __future__ import annotations
 
 import json
-import logging
 import sys
 
 from decoder.config import load_decoder_config
 from decoder.fit import fit_decoder, load_source
 from train.checkpoint import CheckpointError
+from train.cli import setup_logging, usage_exit_code
 from train.config import ConfigError
 from train.loop import TrainingError
 
@@ -24,10 +24,9 @@ USAGE = __doc__
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0 if argv else 2
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if (code := usage_exit_code(argv, USAGE)) is not None:
+        return code
+    setup_logging()
     source, rest = argv[0], argv[1:]
     preset = rest.pop(0) if rest and "=" not in rest[0] else None
     try:

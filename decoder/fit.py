@@ -35,8 +35,8 @@ from decoder.masks import TokenGeometry
 from decoder.model import PixelDecoder, build_decoder
 from decoder.provenance import command_line, environment
 from train.batches import make_loader
-from train.checkpoint import LATEST, load_checkpoint, save_checkpoint
-from train.config import ConfigError, dump_config, to_dict
+from train.checkpoint import load_checkpoint, save_checkpoint
+from train.config import ConfigError, to_dict
 from train.data import normalize_clip
 from train.loop import StopSignal, TrainingError, check_resumable, resolve_device
 from train.models import gather_tokens
@@ -44,6 +44,7 @@ from train.monitor import MetricsLog
 from train.objectives import masked_mean_per_sample, patchify
 from train.optim import build_optimizer, set_schedule
 from train.pretrained import Pretrained, models_from_state
+from train.run_dir import checkpoint_to_resume, write_run_files
 from train.schedules import Schedules
 from train.step import autocast
 
@@ -97,20 +98,10 @@ class DecoderTrainer:
     # ----------------------------------------------------------------------------- set-up
 
     def prepare_run_dir(self) -> None:
-        latest = self.ckpt_dir / LATEST
-        if latest.exists() and not self.cfg.resume:
-            raise ConfigError(
-                f"{self.run_dir} already holds a decoder fit (checkpoints/{LATEST}); pass "
-                "resume=true to continue it, or choose another out= for a new fit"
-            )
-        if latest.exists():
+        latest = checkpoint_to_resume(self.run_dir, self.cfg.resume, "decoder fit")
+        if latest is not None:
             self.restore(load_checkpoint(latest, map_location=self.device))
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(self.cfg, self.run_dir / "config.yaml")
-        if self.start_step == 0:
-            self.metrics.path.unlink(missing_ok=True)
-        else:
-            self.metrics.truncate_after(self.start_step)
+        write_run_files(self.cfg, self.run_dir, self.metrics, self.start_step)
 
     def restore(self, state: dict) -> None:
         for change in check_resumable(state["config"], self.cfg):

@@ -33,6 +33,7 @@ from decoder.masks import TokenGeometry
 from decoder.provenance import command_line, environment
 from decoder.render import render_prediction
 from train.checkpoint import CheckpointError
+from train.cli import setup_logging
 from train.config import ConfigError, from_dict, load_config, parse_override, set_dotted, to_dict
 from train.loop import TrainingError, train
 from train.monitor import read_metrics
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         cfg = load_starter_config(argv)
         path = build_starter(cfg)

@@ -7,10 +7,10 @@ Under torchrun, every process runs this same command.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
+from train.cli import setup_logging, usage_exit_code
 from train.config import ConfigError, load_config
 from train.data import DataError
 from train.loop import TrainingError, run_summary, train
@@ -20,10 +20,9 @@ USAGE = __doc__
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0 if argv else 2
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if (code := usage_exit_code(argv, USAGE)) is not None:
+        return code
+    setup_logging()
     try:
         cfg = load_config(argv[0], argv[1:])
         result = train(cfg)

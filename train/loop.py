@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 
 from train import distributed
 from train.batches import MONITOR, Batch, BatchPlan, StepBatches, make_loader, mix_seed
-from train.checkpoint import LATEST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from train.config import Config, ConfigError, dump_config, to_dict
+from train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from train.config import Config, ConfigError, to_dict
 from train.data import Draw, build_dataset, normalize_clip
 from train.masks import build_masker, num_mask_sets
 from train.models import build_encoder, build_predictor
@@ -33,6 +33,7 @@ from train.models.jepa import JEPA
 from train.monitor import MetricsLog, rankme
 from train.objectives import build_objective
 from train.optim import build_optimizer, ema_update, set_schedule
+from train.run_dir import checkpoint_to_resume, write_run_files
 from train.schedules import Schedules
 from train.step import autocast, forward_backward
 
@@ -207,25 +208,15 @@ class Trainer:
     # ----------------------------------------------------------------------------- set-up
 
     def prepare_run_dir(self) -> None:
-        latest = self.ckpt_dir / LATEST
-        if latest.exists() and not self.cfg.resume:
-            raise ConfigError(
-                f"{self.run_dir} already holds a run (checkpoints/{LATEST}); pass resume=true to "
-                "continue it, or choose another out= for a new run"
-            )
-        if latest.exists():
+        latest = checkpoint_to_resume(self.run_dir, self.cfg.resume)
+        if latest is not None:
             self.restore(load_checkpoint(latest, map_location=self.device))
         elif self.cfg.resume and self.dist.is_main:
             log.warning(
                 "resume=true but %s has no checkpoint yet: starting from step 0", self.run_dir
             )
         if self.dist.is_main:
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            dump_config(self.cfg, self.run_dir / "config.yaml")
-            if self.start_step == 0:
-                self.metrics.path.unlink(missing_ok=True)
-            else:
-                self.metrics.truncate_after(self.start_step)
+            write_run_files(self.cfg, self.run_dir, self.metrics, self.start_step)
         distributed.barrier(self.dist)
 
     def restore(self, state: dict) -> None:

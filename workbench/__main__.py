@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from train.cli import setup_logging
 from workbench.paths import use_numba_cache
 
 
@@ -44,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     use_numba_cache()  # before anything imports numba
 
     from train.checkpoint import CheckpointError

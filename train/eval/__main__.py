@@ -18,10 +18,10 @@ fractions=[1.0] seeds=[0].
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from train.checkpoint import CheckpointError
+from train.cli import setup_logging, usage_exit_code
 from train.config import ConfigError
 from train.eval.config import load_eval_config
 from train.eval.evaluation import evaluate
@@ -33,10 +33,9 @@ USAGE = __doc__
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0 if argv else 2
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if (code := usage_exit_code(argv, USAGE)) is not None:
+        return code
+    setup_logging()
     try:
         cfg = load_eval_config(argv[1:])
         report = evaluate(argv[0], cfg)

@@ -15,6 +15,7 @@ STAMP := $(VENV)/.installed
 TEST_WORKERS ?= 2
 HOST ?= 127.0.0.1
 PORT ?= 7860
+MODEL ?=
 
 .PHONY: app test lint format starter notebooks bench clean-venv
 
@@ -25,8 +26,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# make app MODEL=runs/NAME opens that model first (a run directory, a checkpoint or a bundle).
 app: $(STAMP)
-	$(PY) -m workbench --host $(HOST) --port $(PORT)
+	$(PY) -m workbench --host $(HOST) --port $(PORT)$(if $(MODEL), --model $(MODEL))
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -3,6 +3,7 @@
     python benchmarks/app_latency.py                       # the starter bundle, prints a table
     python benchmarks/app_latency.py --write docs/performance.md
     python benchmarks/app_latency.py --bundle runs/x/decoder/bundle.safetensors --clips 500
+    python benchmarks/app_latency.py --hostile-upload   # only: peak memory of one bad upload
 
 * start: `python -m workbench` as a child process, until its page answers HTTP 200 (a fresh
   process each time; the background warm-up it starts does not delay the page);
@@ -12,6 +13,10 @@
 * embedding map: UMAP warm-up (numba compiling in this fresh process), clip features of
   `--clips` physics clips (extraction, then from the disk cache), the PCA map, and UMAP once
   warm. Features are cached in a temporary folder, so the extraction is always measured.
+
+`--hostile-upload` measures only the app's memory for one hostile upload: a 10 s, 8192 x 256
+video (written here with PyAV) through the Predict tab's upload handler. It prints the
+process's resident memory before, its peak during (VmHWM) and what stays held after.
 
 Medians of `--repeats` runs, standard-library timers. The machine's load average is printed
 and written with the figures: other work on the machine slows every number here.
@@ -166,6 +171,63 @@ def measure_map(ctx: AppContext, key: str, clips: int, repeats: int, work: Path)
     ]
 
 
+def write_wide_video(
+    path: Path, size: tuple[int, int] = (8192, 256), seconds: float = 10.0, fps: int = 25
+) -> Path:
+    """A wide, smoothly moving test video: cheap to store (a few MB), costly to decode whole."""
+    import av  # before anything loads decord (see workbench.video_io)
+
+    width, height = size
+    ramp = (np.arange(width, dtype=np.int64)[None, :] + np.arange(height)[:, None]) % 256
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for i in range(round(seconds * fps)):
+            grey = ((ramp + 4 * i) % 256).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(np.stack([grey] * 3, -1), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def memory_mib(field: str) -> float:
+    """A line of /proc/self/status (VmRSS: now, VmHWM: peak) in MiB (Linux only)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit(f"no {field} in /proc/self/status: this measurement needs Linux")
+
+
+def measure_hostile_upload(bundle: Path) -> list[tuple[str, float]]:
+    """(what, MiB) of the app process around one upload of an 8192 x 256, 10 s video."""
+    import gc
+
+    work = Path(tempfile.mkdtemp(prefix="app-memory-"))
+    video = write_wide_video(work / "wide.mp4")
+    configure_torch()
+    ctx = AppContext.create(work / "runs", bundle)
+    key = ctx.registry.default_key()
+    handlers = PredictHandlers(ctx)
+    handlers.load_example(EXAMPLE, key)  # the app's ordinary working set
+    gc.collect()
+    before = memory_mib("VmRSS")
+    try:  # reset the peak to the current RSS (Linux >= 4.0), so the peak is the upload's
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError as err:
+        print(f"cannot reset the peak ({err.strerror}): it includes the start-up")
+    message = handlers.load_upload(str(video), key)[1]
+    peak = memory_mib("VmHWM")
+    gc.collect()
+    after = memory_mib("VmRSS")
+    print(f"{video.name} ({video.stat().st_size / 2**20:.1f} MiB): {message}")
+    return [
+        ("RSS before the upload", before),
+        ("peak during the upload", peak),
+        ("RSS held after it", after),
+    ]
+
+
 def measure(args: argparse.Namespace) -> tuple[list[Row], str]:
     """(rows, the model's one-line summary)."""
     work = Path(tempfile.mkdtemp(prefix="app-latency-"))
@@ -232,9 +294,18 @@ def main() -> None:
     parser.add_argument(
         "--write", type=Path, default=None, help="a markdown file with the app markers"
     )
+    parser.add_argument(
+        "--hostile-upload",
+        action="store_true",
+        help="only measure the memory of one 8192 x 256, 10 s upload (Linux)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
     use_numba_cache()
+    if args.hostile_upload:
+        for what, mib in measure_hostile_upload(args.bundle):
+            print(f"{what}: {mib:.0f} MiB")
+        return
     before = machine()
     rows, model = measure(args)
     after = machine()

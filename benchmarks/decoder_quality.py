@@ -39,7 +39,6 @@ from decoder.evaluation import (
     decoder_method,
     held_out_batches,
     score_methods,
-    untrained_pretrained,
 )
 from decoder.fit import EVAL_FAMILIES, fit_decoder
 from decoder.latents import predicted_latents, target_latents, token_mask_set
@@ -47,6 +46,7 @@ from decoder.masks import LONG_RANGE_FROM, PAINTED_FAMILIES, TokenGeometry
 from decoder.provenance import git_commit
 from train.config import from_dict, to_dict
 from train.data import normalize_clip
+from train.pretrained import initial_models
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results.md"
@@ -220,7 +220,7 @@ def main() -> None:
     work = Path(args.work)
     steps = args.reference_steps or bundle.decoder_config.steps
     target_decoder = fit_reference(bundle, pretrained, "target", work / "target_latents", steps)
-    untrained = untrained_pretrained(bundle.config)
+    untrained = initial_models(bundle.config)
     untrained_decoder = fit_reference(bundle, untrained, "predicted", work / "untrained", steps)
 
     batches = held_out_batches(bundle.config, EVAL_FAMILIES, args.clips)

@@ -1,55 +1,102 @@
-"""The masking ratio a model really trains on: padded index lists (this project) versus
-truncation of every sample to the batch minimum (the original code), per mask set.
+"""The masking ratio a model really trains on, per mask set: exact masks padded to the batch
+maximum, exact masks made equal-size per batch (`mask.equal_sizes`), and the original code's
+truncation of every sample to the batch minimum; with the padding share each way.
 
-    python benchmarks/mask_stats.py                    # paper geometry, 16 x 224 (8x14x14 tokens)
-    python benchmarks/mask_stats.py --grid 4 8 8       # the tiny_cpu preset
+    python benchmarks/mask_stats.py                        # paper masks at 16 x 224 (8x14x14)
+    python benchmarks/mask_stats.py --preset vitl16        # a preset's masks on its own grid
+    python benchmarks/mask_stats.py --grid 4 8 8           # paper masks, tiny_cpu geometry
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from train.config import MaskConfig
+from train.config import MaskConfig, load_config
 from train.data.base import draw_generator
 from train.masks import build_masker
 
 
+def mask_setup(args) -> tuple[MaskConfig, tuple[int, int, int], int]:
+    """The mask config, token grid and tubelet size to measure."""
+    if args.preset is None:
+        grid = tuple(args.grid or (8, 14, 14))
+        return MaskConfig(), grid, 2
+    # The masks do not depend on the data: the synthetic source spares a data.path.
+    cfg = load_config(args.preset, ["data.source=synthetic"])
+    m = cfg.model
+    grid = (m.num_frames // m.tubelet_size, m.img_size // m.patch_size, m.img_size // m.patch_size)
+    return cfg.mask, tuple(args.grid or grid), m.tubelet_size
+
+
+COLUMNS = {
+    "padded": "ratio padded",
+    "equal": "ratio equal",
+    "truncated": "ratio truncated",
+    "hidden": "ctx lost (trunc.)",
+    "pad_padded": "padding (padded)",
+    "pad_equal": "padding (equal)",
+}
+PERCENT_COLUMNS = ("hidden", "pad_padded", "pad_equal")
+
+
+def measure(mask_cfg: MaskConfig, grid, tubelet: int, batch: int, batches: int) -> list[dict]:
+    """Per mask set, the mean of each column over `batches` batches of `batch` samples; both
+    maskers draw from the same seeds."""
+    tokens = grid[0] * grid[1] * grid[2]
+    padded = build_masker(dataclasses.replace(mask_cfg, equal_sizes=False), grid, tubelet)
+    equal = build_masker(dataclasses.replace(mask_cfg, equal_sizes=True), grid, tubelet)
+    rows: list[dict[str, list[float]]] = []
+    for b in range(batches):
+        seeds = [10_000 * b + i for i in range(batch)]
+        padded_sets = padded(draw_generator(b), [draw_generator(s) for s in seeds])
+        equal_sets = equal(draw_generator(b), [draw_generator(s) for s in seeds])
+        for k, (p, e) in enumerate(zip(padded_sets, equal_sets)):
+            if k == len(rows):
+                rows.append({key: [] for key in COLUMNS})
+            counts = p.context_counts().float()
+            rows[k]["padded"].append(1 - counts.mean().item() / tokens)
+            rows[k]["equal"].append(e.masking_ratio(tokens))
+            rows[k]["truncated"].append(1 - counts.min().item() / tokens)
+            rows[k]["hidden"].append(1 - counts.min().item() / counts.mean().item())
+            rows[k]["pad_padded"].append(p.padding_fraction())
+            rows[k]["pad_equal"].append(e.padding_fraction())
+    return [{key: statistics.mean(values) for key, values in row.items()} for row in rows]
+
+
+def set_names(mask_cfg: MaskConfig, count: int) -> list[str]:
+    """ "8 x 0.15" for a multiblock set (blocks x spatial scale), "set k" for any other."""
+    names = []
+    if mask_cfg.strategy == "multiblock":
+        names = [f"{s.num_blocks} x {s.spatial_scale[0]:g}" for s in mask_cfg.multiblock]
+    return names + [f"set {k}" for k in range(len(names), count)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", type=int, nargs=3, default=[8, 14, 14], metavar=("T", "H", "W"))
+    parser.add_argument("--preset", help="measure this preset's masks (default: the paper's)")
+    parser.add_argument("--grid", type=int, nargs=3, metavar=("T", "H", "W"))
     parser.add_argument("--batch", type=int, default=24, help="per-device batch")
     parser.add_argument("--batches", type=int, default=200)
     args = parser.parse_args()
 
-    grid = tuple(args.grid)
+    mask_cfg, grid, tubelet = mask_setup(args)
+    rows = measure(mask_cfg, grid, tubelet, args.batch, args.batches)
     tokens = grid[0] * grid[1] * grid[2]
-    masker = build_masker(MaskConfig(), grid, tubelet_size=2)
-    names = ["short-range (8 x 0.15)", "long-range (2 x 0.7)"]
-    exact, truncated, padding, context_loss = ([[], []] for _ in range(4))
-    for b in range(args.batches):
-        gens = [draw_generator(10_000 * b + i) for i in range(args.batch)]
-        for k, mask_set in enumerate(masker(draw_generator(b), gens)):
-            counts = mask_set.context_counts().float()
-            exact[k].append(1 - counts.mean().item() / tokens)
-            truncated[k].append(1 - counts.min().item() / tokens)
-            padding[k].append(mask_set.padding_fraction())
-            context_loss[k].append(1 - counts.min().item() / counts.mean().item())
-    print(f"grid {grid} = {tokens} tokens, batch {args.batch}, {args.batches} batches\n")
-    print(
-        f"{'mask set':<24} {'ratio (padded)':>15} {'ratio (truncated)':>18} "
-        f"{'context hidden by trunc.':>25} {'padding slots':>14}"
-    )
-    for k, name in enumerate(names):
-        mean = statistics.mean
-        print(
-            f"{name:<24} {mean(exact[k]):>15.3f} {mean(truncated[k]):>18.3f} "
-            f"{mean(context_loss[k]):>25.1%} {mean(padding[k]):>14.1%}"
-        )
+    source = args.preset or "paper masks"
+    print(f"{source}: grid {grid} = {tokens} tokens, batch {args.batch}, {args.batches} batches\n")
+    print(f"{'mask set':<12} " + " ".join(f"{title:>17}" for title in COLUMNS.values()))
+    for name, row in zip(set_names(mask_cfg, len(rows)), rows):
+        cells = [
+            f"{row[key]:>17.1%}" if key in PERCENT_COLUMNS else f"{row[key]:>17.3f}"
+            for key in COLUMNS
+        ]
+        print(f"{name:<12} " + " ".join(cells))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
@@ -38,7 +37,12 @@ from decoder.masks import (
 from decoder.model import PixelDecoder, build_decoder
 from train.checkpoint import CheckpointError
 from train.config import Config, ConfigError, from_dict, to_dict
-from train.pretrained import Pretrained, load_strict, models_from_state
+from train.pretrained import (
+    Pretrained,
+    load_strict,
+    pretrained_from_model_file,
+    read_model_file,
+)
 
 STARTER_PATH = Path(__file__).parent / "starter" / "starter.safetensors"
 BUNDLE_FORMAT = "vjepa-workbench-bundle"
@@ -55,11 +59,11 @@ class BundleError(CheckpointError):
 @dataclass
 class Bundle:
     config: Config
-    decoder_config: DecoderConfig
+    decoder_config: DecoderConfig | None  # None: a run with no decoder fitted (see below)
     encoder: nn.Module
     predictor: nn.Module
     target_encoder: nn.Module
-    decoder: PixelDecoder
+    decoder: PixelDecoder | None
     provenance: dict[str, Any]
 
     # ------------------------------------------------------------------ what the app asks
@@ -87,8 +91,12 @@ class Bundle:
         return self.geometry.grid
 
     @property
+    def has_decoder(self) -> bool:
+        return self.decoder is not None
+
+    @property
     def device(self) -> torch.device:
-        return next(self.decoder.parameters()).device
+        return next(self.encoder.parameters()).device
 
     def fit_clip(self, clip: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Any uint8 clip -> uint8 [3, T, H, W] at this model's frames and size."""
@@ -135,7 +143,22 @@ class Bundle:
         return self
 
     def modules(self) -> list[nn.Module]:
-        return [getattr(self, name) for name in PARTS]
+        return [getattr(self, name) for name in PARTS if getattr(self, name) is not None]
+
+
+def without_decoder(pretrained: Pretrained, provenance: dict[str, Any]) -> Bundle:
+    """A run's models with no pixel decoder (one not fitted yet): everything but the decoded
+    prediction works. Bundle files always hold a decoder; this is never written as one."""
+    bundle = Bundle(
+        pretrained.config,
+        None,
+        pretrained.encoder,
+        pretrained.predictor,
+        pretrained.target_encoder,
+        None,
+        provenance,
+    )
+    return bundle.eval()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,7 +218,12 @@ def _refuse_non_safetensors(path: Path) -> None:
     """Look at the first bytes only: a pickle is named and refused before anything parses it."""
     with path.open("rb") as f:
         head = f.read(9)
-    kind = None
+    if len(head) == 9 and head[8:9] == b"{":
+        # The safetensors layout: a sane header length, then the JSON header. Checked first: the
+        # length's low byte may be anything, 0x80 (a pickle's first byte) included.
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if 2 <= header_len <= MAX_HEADER_BYTES:
+            return
     if head.startswith(b"PK\x03\x04"):
         kind = "a PyTorch checkpoint (torch.save zip holding a pickle)"
     elif head[:1] == b"\x80":
@@ -203,9 +231,7 @@ def _refuse_non_safetensors(path: Path) -> None:
     elif len(head) < 9:
         kind = "too short to be a bundle"
     else:
-        (header_len,) = struct.unpack("<Q", head[:8])
-        if not 2 <= header_len <= MAX_HEADER_BYTES or head[8:9] != b"{":
-            kind = "not a safetensors file"
+        kind = "not a safetensors file"
     if kind is not None:
         raise BundleError(
             f"{path} is {kind}, not a model bundle. Bundles are safetensors files (tensors and "
@@ -231,37 +257,33 @@ def load_bundle(path: str | Path = STARTER_PATH, device: torch.device | str = "c
         raise BundleError(f"no bundle at {path}.{hint}")
     _refuse_non_safetensors(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
-    except SafetensorError as err:
-        raise BundleError(f"{path} is not a readable safetensors bundle: {err}") from err
+        parts, metadata = read_model_file(path)
+    except CheckpointError as err:
+        raise BundleError(str(err)) from err
     if metadata.get("format") != BUNDLE_FORMAT:
         raise BundleError(
             f"{path} is a safetensors file but not a {BUNDLE_FORMAT} (format "
-            f"{metadata.get('format')!r}); write bundles with decoder.bundle.save_bundle"
+            f"{metadata.get('format')!r}); write bundles with decoder.bundle.save_bundle. A "
+            "released V-JEPA file (e.g. Hugging Face model.safetensors) must be imported "
+            "first: `python -m train.released FILE RUN_DIR`, then open RUN_DIR"
         )
     if metadata.get("format_version") != str(FORMAT_VERSION):
         raise BundleError(
             f"{path} has bundle format version {metadata.get('format_version')}; this code "
             f"reads version {FORMAT_VERSION}: rebuild it (make starter) or update the code"
         )
+    unexpected = sorted(set(parts) - set(PARTS))
+    if unexpected:
+        raise BundleError(
+            f"{path}: unexpected tensors under {unexpected[0]!r} (parts are {', '.join(PARTS)})"
+        )
     try:
-        config = from_dict(Config, _metadata_json(metadata, "config", path))
         decoder_config = from_dict(DecoderConfig, _metadata_json(metadata, "decoder_config", path))
     except ConfigError as err:
         raise BundleError(f"{path}: its stored config is not valid here: {err}") from err
+    pretrained = pretrained_from_model_file(parts, metadata, path)
     provenance = _metadata_json(metadata, "provenance", path)
-
-    state = {part: {} for part in PARTS}
-    for key, value in tensors.items():
-        part, _, name = key.partition(".")
-        if part not in state:
-            raise BundleError(f"{path}: unexpected tensor {key!r} (parts are {', '.join(PARTS)})")
-        state[part][name] = value.float() if value.is_floating_point() else value
-    pretrained = models_from_state(
-        {**state, "step": provenance.get("pretrain", {}).get("steps", 0)}, config
-    )
+    config = pretrained.config
     geometry = TokenGeometry.from_model_config(config.model)
     decoder = build_decoder(
         decoder_config.model,
@@ -269,7 +291,12 @@ def load_bundle(path: str | Path = STARTER_PATH, device: torch.device | str = "c
         geometry.grid,
         geometry.patch_dim,
     )
-    load_strict(decoder, state["decoder"], "decoder")
+    decoder_state = parts.get("decoder", {})
+    load_strict(
+        decoder,
+        {k: v.float() if v.is_floating_point() else v for k, v in decoder_state.items()},
+        "decoder",
+    )
     bundle = Bundle(
         config,
         decoder_config,

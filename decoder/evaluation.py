@@ -7,7 +7,6 @@ over clips. The same held-out clips and masks are shown to every method.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,9 +18,6 @@ from decoder.masks import TokenGeometry, token_mask_to_pixels
 from decoder.model import PixelDecoder
 from decoder.quality import mean_colour_fill, nearest_visible_copy, region_scores
 from train.config import Config
-from train.masks import num_mask_sets
-from train.models import build_encoder, build_predictor
-from train.objectives import build_objective
 from train.pretrained import Pretrained
 
 Fill = Callable[[DecoderBatch], torch.Tensor]
@@ -103,17 +99,3 @@ def score_methods(
                 key: sum(s[key] * n for s, n in parts) / total for key in ("psnr", "ssim")
             }
     return results
-
-
-def untrained_pretrained(run_config: Config) -> Pretrained:
-    """The run's models exactly as its trainer initialised them at step 0 (same seed, same
-    build order), without touching the caller's random state: the "never trained" reference."""
-    model = run_config.model
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(run_config.seed)
-        encoder = build_encoder(model)
-        objective = build_objective(run_config.target, model.tubelet_size, model.patch_size)
-        predictor = build_predictor(
-            model, encoder.grid_size, num_mask_sets(run_config.mask), objective.output_dim(encoder)
-        )
-    return Pretrained(run_config, encoder, predictor, copy.deepcopy(encoder), step=0).eval()

@@ -50,6 +50,20 @@ from train.step import autocast
 
 log = logging.getLogger("decoder")
 
+# Keys of a decoder fit that a resume may change silently: they do not change what is computed.
+DECODER_FREE_CHANGES = frozenset(
+    {
+        "out",
+        "resume",
+        "device",
+        "num_workers",
+        "log_every",
+        "checkpoint_every",
+        "eval_every",
+        "eval_clips",
+    }
+)
+
 # Held-out evaluation: the pretraining mask sets and the painted families, reported apart.
 EVAL_FAMILIES = ("multiblock-short", "multiblock-long", "blob", "tube", "future")
 
@@ -104,7 +118,7 @@ class DecoderTrainer:
         write_run_files(self.cfg, self.run_dir, self.metrics, self.start_step)
 
     def restore(self, state: dict) -> None:
-        for change in check_resumable(state["config"], self.cfg):
+        for change in check_resumable(state["config"], self.cfg, DECODER_FREE_CHANGES):
             log.warning("resuming with a changed setting: %s", change)
         if state["source"]["steps"] != self.source["steps"]:
             raise ConfigError(

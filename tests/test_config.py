@@ -14,8 +14,10 @@ def test_presets_load_with_their_documented_requirements():
     assert (vitl.model.size, vitl.data.batch_size, vitl.steps) == ("vit_l", 3072, 90_000)
     assert (vitl.optim.warmup_steps, vitl.optim.lr, vitl.optim.final_lr) == (12000, 6.25e-4, 1e-6)
     assert vitl.optim.ema == (0.998, 1.0)
-    assert [s.num_blocks for s in vitl.mask.multiblock] == [8, 2]
+    # The paper's block sizes, more blocks: its effective masking with exact masks.
+    assert [s.num_blocks for s in vitl.mask.multiblock] == [14, 5]
     assert [s.spatial_scale for s in vitl.mask.multiblock] == [(0.15, 0.15), (0.7, 0.7)]
+    assert vitl.mask.equal_sizes
     assert load_config("vits16", ["data.path=v"]).model.size == "vit_s"
     ijepa = load_config("ijepa_vits16", ["data.path=images/"])
     assert (ijepa.model.num_frames, ijepa.model.tubelet_size) == (1, 1)

@@ -168,3 +168,19 @@ def test_the_committed_starter_bundle_opens_and_renders():
     shown = render_prediction(bundle, clip, mask, index)
     assert shown.composited.shape == (bundle.num_frames, bundle.img_size, bundle.img_size, 3)
     assert np.isfinite(shown.surprise).all()
+
+
+@pytest.mark.parametrize("low_byte", [0x80, 0x50])
+def test_a_header_length_whose_low_byte_looks_like_a_pickle_still_loads(tmp_path, low_byte):
+    """safetensors files start with the header length: its low byte may be 0x80, a pickle's
+    first byte, and such a bundle must not be refused as a pickle."""
+    pretrained = micro_pretrained(scrambled=True)
+    decoder = micro_decoder(pretrained)
+    path = tmp_path / "odd.safetensors"
+    for padding in range(300):
+        provenance = {"command": "test", "pretrain": {"steps": 7}, "pad": "x" * padding}
+        save_bundle(path, pretrained, decoder, micro_decoder_config(), provenance)
+        if path.read_bytes()[0] == low_byte:
+            break
+    assert path.read_bytes()[0] == low_byte
+    assert load_bundle(path).provenance["pad"] == "x" * padding

@@ -86,6 +86,17 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_fit_ends(tmp_path, mon
     assert steps == [1, 5, 10]
 
 
+def test_resume_accepts_changes_that_do_not_change_the_fit(tmp_path):
+    common = (*FAST, "steps=3", "checkpoint_every=3", f"out={tmp_path / 'fit'}")
+    fit_decoder(micro_pretrained(), micro_decoder_config(*common, "eval_every=0"))
+    harmless = ("resume=true", "eval_every=1", "log_every=1", "num_workers=0", "eval_clips=2")
+    assert fit_decoder(micro_pretrained(), micro_decoder_config(*common, *harmless)).decoder
+    with pytest.raises(ConfigError, match="batch_size"):
+        fit_decoder(
+            micro_pretrained(), micro_decoder_config(*common, "resume=true", "batch_size=3")
+        )
+
+
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="unknown config key model.widht"):
         load_decoder_config(None, ["model.widht=3"])

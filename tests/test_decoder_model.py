@@ -6,7 +6,6 @@ import inspect
 
 import torch
 
-from decoder.evaluation import untrained_pretrained
 from decoder.inference import decode_clips, region_latents
 from decoder.latents import predicted_latents, token_mask_set
 from decoder.masks import TokenGeometry, token_mask_to_pixels
@@ -14,6 +13,7 @@ from decoder.model import PixelDecoder
 from tests.test_decoder_fixtures import micro_decoder, micro_pretrained, random_clip
 from train.data import normalize_clip
 from train.eval.source import initial_encoder
+from train.pretrained import initial_models
 
 GRID = (2, 4, 4)
 
@@ -99,11 +99,11 @@ def test_mask_token_changes_the_prediction():
 
 def test_the_untrained_reference_is_the_run_as_initialised():
     pretrained = micro_pretrained()
-    untrained = untrained_pretrained(pretrained.config)
+    untrained = initial_models(pretrained.config)
     initial = initial_encoder(pretrained.config)  # the core evaluation's own reconstruction
     for name, value in initial.state_dict().items():
         assert torch.equal(untrained.encoder.state_dict()[name], value), name
         assert torch.equal(untrained.target_encoder.state_dict()[name], value), name
     state = torch.get_rng_state()
-    untrained_pretrained(pretrained.config)
+    initial_models(pretrained.config)
     assert torch.equal(torch.get_rng_state(), state)  # the caller's randomness is untouched

@@ -71,6 +71,18 @@ def test_features_are_cached_and_invalidated(micro_run, micro_overrides, monkeyp
     assert calls == [1, 1]
 
 
+def test_a_truncated_feature_cache_is_a_miss_and_is_rebuilt(micro_run, caplog):
+    cfg = load_eval_config([*SMALL_EVAL, "probe.kinds=[knn]", "labels=[speed]"])
+    first = evaluate(micro_run, cfg)
+    (cache,) = (micro_run / "eval").glob("features-*.pt")
+    cache.write_bytes(cache.read_bytes()[:100])  # a kill or a full disk mid-write
+    again = evaluate(micro_run, cfg)
+    assert again.to_json()["results"] == first.to_json()["results"]
+    assert "is unreadable" in caplog.text
+    assert len(cache.read_bytes()) > 100  # rebuilt in place
+    assert evaluate(micro_run, cfg).to_json()["results"] == first.to_json()["results"]
+
+
 def test_random_init_is_the_runs_initial_encoder(micro_overrides):
     cfg = load_config("tiny_cpu", micro_overrides("seed=7"))
     before = torch.get_rng_state()

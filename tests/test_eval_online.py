@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from train.checkpoint import load_checkpoint
-from train.config import load_config
+from train.config import ConfigError, load_config
 from train.eval.online import OnlineProbe
 from train.loop import train
 from train.models import build_encoder
@@ -83,7 +83,8 @@ def test_unlabelled_sources_return_nothing_and_say_why_once(micro_overrides, tmp
     assert messages == ["online probe off: data.source=images carries no labels"]
 
 
-@pytest.mark.parametrize("clips", [0, 1])
-def test_too_few_clips_turn_the_probe_off(micro_overrides, clips):
-    cfg = load_config("tiny_cpu", micro_overrides(f"monitor.online_probe_clips={clips}"))
+def test_too_few_clips_turn_the_probe_off_and_none_is_refused(micro_overrides):
+    cfg = load_config("tiny_cpu", micro_overrides("monitor.online_probe_clips=1"))
     assert OnlineProbe(cfg, torch.device("cpu")).measure(build_encoder(cfg.model)) == {}
+    with pytest.raises(ConfigError, match="online_probe_clips=0 must be at least 1"):
+        load_config("tiny_cpu", micro_overrides("monitor.online_probe_clips=0"))

@@ -1,4 +1,4 @@
-"""The notebooks as committed: all six present, outputs stripped, sizes in a parameters cell that
+"""The notebooks as committed: all seven present, outputs stripped, sizes in a parameters cell that
 nbmake can shrink. Running them is nbmake's job (`pytest --nbmake notebooks`)."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ EXPECTED = [
     "04_embeddings.ipynb",
     "05_decoder.ipynb",
     "06_paper_ablations.ipynb",
+    "07_intuitive_physics.ipynb",
 ]
 # The parameters cell comes before any real work: within the first few cells.
 PARAMETERS_WITHIN = 3
@@ -33,7 +34,7 @@ def code_cells(notebook: dict) -> list[dict]:
     return [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
 
 
-def test_all_six_notebooks_exist():
+def test_all_seven_notebooks_exist():
     assert [p.name for p in notebook_paths()] == EXPECTED
 
 

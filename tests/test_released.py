@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -22,6 +24,7 @@ SMALL = ModelConfig(
     img_size=32,
     patch_size=16,
     tubelet_size=2,
+    positions="sincos_uniform",
 )
 
 
@@ -78,10 +81,23 @@ def test_missing_or_unexpected_keys_are_listed(tmp_path):
         import_released(tmp_path / "b.pth.tar", num_frames=4)
 
 
-def test_rope_checkpoints_and_wrong_frames_are_refused(tmp_path):
-    released_style_checkpoint(tmp_path / "v2.pt", drop="pos_embed")
-    with pytest.raises(CheckpointError, match="V-JEPA 2"):
-        import_released(tmp_path / "v2.pt", num_frames=4)
+def test_sincos_split_is_read_from_the_table_and_wrong_frames_are_refused(tmp_path):
+    released_style_checkpoint(tmp_path / "u.pth.tar")  # V-JEPA 1's uniform split
+    imported = import_released(tmp_path / "u.pth.tar", num_frames=4)
+    assert imported.config.model.positions == "sincos_uniform"
+    # A table with this project's first split (1/2, 1/4, 1/4) is recognised as such.
+    encoder = build_encoder(replace(SMALL, positions="sincos"))
+    predictor = build_predictor(replace(SMALL, positions="sincos"), encoder.grid_size, 2, None)
+    prefix = lambda sd: {f"module.backbone.{k}": v for k, v in sd.items()}
+    atomic_save(
+        {
+            "encoder": prefix(encoder.state_dict()),
+            "predictor": prefix(predictor.state_dict()),
+            "target_encoder": prefix(encoder.state_dict()),
+        },
+        tmp_path / "s.pth.tar",
+    )
+    assert import_released(tmp_path / "s.pth.tar", num_frames=4).config.model.positions == "sincos"
     released_style_checkpoint(tmp_path / "v1.pth.tar")
     with pytest.raises(CheckpointError, match="pass the right --frames"):
         import_released(tmp_path / "v1.pth.tar", num_frames=6)

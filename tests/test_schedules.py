@@ -43,3 +43,33 @@ def test_single_step_run_is_at_its_end():
     s = Schedules(OptimConfig(warmup_steps=0), total_steps=1)
     assert s.lr(0) == pytest.approx(1e-6)
     assert s.ema(0) == pytest.approx(1.0)
+
+
+def test_warmup_constant_cooldown_holds_then_falls_linearly_to_the_end():
+    optim = OptimConfig(
+        lr=5.25e-4,
+        start_lr=1e-4,
+        final_lr=1e-6,
+        warmup_steps=100,
+        lr_schedule="warmup_constant_cooldown",
+        cooldown_steps=50,
+    )
+    s = Schedules(optim, total_steps=1000)
+    assert s.lr(0) == pytest.approx(1e-4)
+    assert s.lr(50) == pytest.approx((1e-4 + 5.25e-4) / 2)
+    assert s.lr(100) == pytest.approx(5.25e-4)
+    assert s.lr(500) == s.lr(950) == pytest.approx(5.25e-4)  # constant up to the cooldown
+    assert s.lr(999) == pytest.approx(1e-6)  # the cooldown ends exactly at the last step
+    midway = 950 + 49 / 2
+    assert s.lr(int(midway)) == pytest.approx(5.25e-4 + (1e-6 - 5.25e-4) * 24 / 49)
+    cooldown = [s.lr(step) for step in range(950, 1000)]
+    assert all(a > b for a, b in itertools.pairwise(cooldown))
+    assert s.lr(5000) == pytest.approx(1e-6)
+
+
+def test_cooldown_must_fit_after_the_warmup():
+    optim = OptimConfig(
+        warmup_steps=900, lr_schedule="warmup_constant_cooldown", cooldown_steps=200
+    )
+    with pytest.raises(ValueError, match=r"optim.cooldown_steps=200 must lie in \[1, steps"):
+        Schedules(optim, total_steps=1000)

@@ -41,7 +41,10 @@ class Batch:
     clips: torch.Tensor
     labels: dict[str, torch.Tensor]
     masks: list[MaskSet]
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # one message per unreadable item passed
+    # Samples whose own item was unreadable (each replaced by a later readable one): what the
+    # bad-data limit counts, one per draw however many broken items in a row it passed.
+    bad_draws: int = 0
 
     def to(self, device: torch.device | str) -> Batch:
         non_blocking = torch.device(device).type == "cuda"
@@ -54,7 +57,7 @@ class Batch:
     def _map(self, fn) -> Batch:
         masks = [MaskSet(*(fn(t) for t in vars(m).values())) for m in self.masks]
         labels = {k: fn(v) for k, v in self.labels.items()}
-        return Batch(self.step, fn(self.clips), labels, masks, self.skipped)
+        return Batch(self.step, fn(self.clips), labels, masks, self.skipped, self.bad_draws)
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,7 @@ class StepBatches(Dataset):
             labels={k: torch.tensor([s["labels"][k] for s in samples]) for k in label_names},
             masks=self.masker(batch_gen, sample_gens),
             skipped=[msg for s in samples for msg in s.get("skipped", [])],
+            bad_draws=sum(1 for s in samples if s.get("skipped")),
         )
 
 

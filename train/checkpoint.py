@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -81,19 +82,48 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def non_finite_tensors(tree: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the floating-point tensors in `tree` (nested dicts, lists) holding NaN
+    or infinity: what must never be saved as a checkpoint to resume from."""
+    if isinstance(tree, torch.Tensor):
+        bad = tree.is_floating_point() and not bool(torch.isfinite(tree).all())
+        return [prefix.rstrip(".")] if bad else []
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, (list, tuple)):
+        items = enumerate(tree)
+    else:
+        return []
+    return [name for key, value in items for name in non_finite_tensors(value, f"{prefix}{key}.")]
+
+
+def atomic_copy(source: Path, path: Path) -> None:
+    """A real, independent copy of `source` at `path` (never a hard link: damage to one file
+    must not reach the other), written like `atomic_save`."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        shutil.copyfile(source, tmp)
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
 def save_checkpoint(folder: str | Path, state: dict[str, Any], keep_copy: bool) -> Path:
-    """Write `latest.pt`; with `keep_copy`, also `step_NNNNNNN.pt` (a hard link where possible)."""
+    """Write `latest.pt`; with `keep_copy`, also `step_NNNNNNN.pt`, a copy of its own."""
     folder = Path(folder)
     latest = folder / LATEST
     atomic_save({"format_version": FORMAT_VERSION, **state}, latest)
     if keep_copy:
-        kept = folder / f"step_{state['step']:07d}.pt"
-        kept.unlink(missing_ok=True)
-        try:
-            os.link(latest, kept)
-        except OSError:
-            atomic_save(torch.load(latest, weights_only=False), kept)
+        atomic_copy(latest, folder / f"step_{state['step']:07d}.pt")
     return latest
+
+
+def kept_checkpoints(folder: str | Path) -> list[Path]:
+    """The kept `step_NNNNNNN.pt` copies in `folder`, newest step first."""
+    return sorted(Path(folder).glob("step_*.pt"), reverse=True)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -106,7 +136,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as err:
-        raise CheckpointError(
-            f"cannot load checkpoint {path}: {err}. If it came from elsewhere, it may hold pickled "
-            "code, which this project refuses to execute; if it is ours, it may be truncated."
-        ) from err
+        # PyTorch's own message advises weights_only=False, which would run whatever code the
+        # file holds: it is not repeated here.
+        if "Weights only load failed" in str(err):
+            reason = (
+                "it holds pickled code or objects other than tensors and plain values, which "
+                "this project refuses to load"
+            )
+        else:
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            reason = f"it is truncated or damaged ({first_line})"
+        raise CheckpointError(f"cannot load checkpoint {path}: {reason}") from None

@@ -8,6 +8,7 @@ refused with the allowed values. The resolved config is dumped as `config.yaml` 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -34,7 +35,13 @@ class ModelConfig:
     pred_embed_dim: int | None = None
     pred_depth: int | None = None
     pred_num_heads: int | None = None
-    # Clip geometry: num_frames x img_size^2 pixels cut into tubelet_size x patch_size^2 tokens.
+    # The predictor's MLP ratio (null: mlp_ratio). V-JEPA 2's ViT-g has 48/11, its predictor 4.
+    pred_mlp_ratio: float | None = None
+    # Positions: sincos = fixed 3-D sin-cos table with 1/2 of the channels for time, 1/4 each for
+    # height and width (this project's first split; a config without the key means it);
+    # sincos_uniform = equal thirds (V-JEPA 1's released models, upstream `uniform_power: true`);
+    # rope = V-JEPA 2's 3-D rotary embeddings in every attention block, no table, any grid.
+    positions: Literal["sincos", "sincos_uniform", "rope"] = "sincos"
     num_frames: int = 16
     img_size: int = 224
     patch_size: int = 16
@@ -65,11 +72,22 @@ class MaskConfig:
     strategy: Literal["multiblock", "random_tube", "causal"] = "multiblock"
     # multiblock: one mask set per entry (paper: short-range 8 x 0.15, long-range 2 x 0.7).
     multiblock: list[BlockSpec] = field(default_factory=_paper_mask_sets)
+    # multiblock: true makes every sample's target one size per batch and mask set, by growing
+    # or shrinking its union of blocks along the union's boundary (train/masks.py), so nothing is
+    # padded; false (and configs without the key) pads index lists to the batch maximum.
+    equal_sizes: bool = False
     # random_tube: this fraction of spatial positions is masked through the whole clip.
     tube_ratio: float = 0.9
     tube_sets: int = 2
     # causal: the context is the first `causal_context_frames` frames, the target all later ones.
     causal_context_frames: int = 8
+    # Future-prediction sets added after the strategy's own (0: none). Each hides every frame
+    # from a time step on: the encoder sees the first frames, the predictor fills in the rest,
+    # so it learns to extrapolate in time (what the intuitive-physics test asks of it). The
+    # number of context frames is drawn per batch from this range (multiples of the tubelet);
+    # null: from one tubelet to all but the last one.
+    future_sets: int = 0
+    future_context_frames: tuple[int, int] | None = None
 
 
 @dataclass
@@ -113,12 +131,29 @@ class OptimConfig:
     start_lr: float = 2e-4
     final_lr: float = 1e-6
     warmup_steps: int = 12_000
+    # Learning-rate shape after the linear warmup: cosine to final_lr at the last step (V-JEPA 1),
+    # or constant at lr, then a linear cooldown to final_lr over the last cooldown_steps (V-JEPA 2).
+    lr_schedule: Literal["warmup_cosine", "warmup_constant_cooldown"] = "warmup_cosine"
+    cooldown_steps: int = 0
     weight_decay: float = 0.04
     final_weight_decay: float = 0.4
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     clip_grad: float | None = 10.0
     ema: tuple[float, float] = (0.998, 1.0)
+
+
+@dataclass
+class SigRegConfig:
+    """SIGReg (train/sigreg.py) on the context encoder's token embeddings: weight 0 is off.
+    The loss becomes prediction loss + weight x SIGReg. With optim.ema=[0, 0] the target is the
+    online encoder itself (no teacher), and SIGReg alone guards against collapse."""
+
+    weight: float = 0.0
+    slices: int = 256
+    # Context tokens tested per micro-batch (a random subset): the statistic grows with their
+    # number, so fixing it keeps `weight` comparable across batch sizes and clip sizes.
+    tokens: int = 1024
 
 
 @dataclass
@@ -129,6 +164,10 @@ class MonitorConfig:
     # A cheap probe fitted on held-out labelled clips every N steps (0: off); see train/eval.
     online_probe_every: int = 0
     online_probe_clips: int = 512
+    # The intuitive-physics yardstick on a small fixed set of held-out pairs every N steps
+    # (0: off): physics (all laws) and physics_<law> in metrics.jsonl; see train/eval/physics.py.
+    physics_every: int = 0
+    physics_pairs_per_law: int = 16
 
 
 @dataclass
@@ -140,6 +179,10 @@ class Config:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     # What the predictor regresses: target-encoder features (V-JEPA) or normalised pixels.
     target: Literal["features", "pixels"] = "features"
+    # The distance a feature target is regressed with: the paper's l1, or l2 (a lever of the
+    # physics study, docs/results.md). Pixel targets always use the squared error (VideoMAE).
+    feature_loss: Literal["l1", "l2"] = "l1"
+    sigreg: SigRegConfig = field(default_factory=SigRegConfig)
     steps: int = 90_000
     seed: int = 0
     out: str = "runs/default"
@@ -304,12 +347,93 @@ def load_config(preset: str | Path | None = None, overrides: list[str] = ()) -> 
     return cfg
 
 
+def from_overrides(cls: type, overrides: list[str] = ()) -> Any:
+    """Dataclass `cls` from its defaults and dotted `key=value` overrides (the command-line
+    settings of the evaluation and decoder entry points)."""
+    data: dict[str, Any] = {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        set_dotted(data, keys, value)
+    return from_dict(cls, data)
+
+
 def dump_config(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
+def _at_least(minimum: float, values: dict[str, float | None]) -> None:
+    for key, value in values.items():
+        if value is not None and not value >= minimum:  # `not >=` also catches NaN
+            raise ConfigError(f"{key}={value} must be at least {minimum:g}")
+
+
+def _finite(values: dict[str, float | None]) -> None:
+    for key, value in values.items():
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"{key}={value} must be a finite number")
+
+
+def _pair_in(key: str, pair: tuple[float, float], low: float, high: float, open_low: bool) -> None:
+    """0 < a <= b <= high (or low <= a when not `open_low`), finite."""
+    a, b = pair
+    low_ok = a > low if open_low else a >= low
+    if not (math.isfinite(a) and math.isfinite(b) and low_ok and a <= b <= high):
+        bound = f"({low:g}" if open_low else f"[{low:g}"
+        raise ConfigError(f"{key}={list(pair)} must be increasing and lie in {bound}, {high:g}]")
+
+
+def validate_fields(cfg: Config) -> None:
+    """Ranges of single fields: sizes and counts, learning rates and betas, data settings.
+    Checked before anything divides by them or hands them to PyTorch."""
+    from train.models.sizes import SIZES  # the named sizes fill in unset widths
+
+    m, o, d, mon = cfg.model, cfg.optim, cfg.data, cfg.monitor
+    _at_least(1, {f"model.{k}": getattr(m, k) for k in ("num_frames", "img_size", "patch_size")})
+    _at_least(1, {"model.tubelet_size": m.tubelet_size, "model.in_chans": m.in_chans})
+    size = SIZES[m.size]
+    widths = {k: getattr(m, k) or getattr(size, k) for k in vars(size)}
+    _at_least(1, {f"model.{k}": v for k, v in widths.items()})
+    _at_least(1e-9, {"model.mlp_ratio": m.mlp_ratio, "model.pred_mlp_ratio": m.pred_mlp_ratio})
+    for width, heads in (("embed_dim", "num_heads"), ("pred_embed_dim", "pred_num_heads")):
+        if widths[width] % widths[heads]:
+            raise ConfigError(
+                f"model.{width}={widths[width]} must be a multiple of "
+                f"model.{heads}={widths[heads]} (every head gets an equal share)"
+            )
+    rates = {f"optim.{k}": getattr(o, k) for k in ("lr", "start_lr", "final_lr", "weight_decay")}
+    _finite({**rates, "optim.final_weight_decay": o.final_weight_decay, "optim.eps": o.eps})
+    _at_least(0, {**rates, "optim.final_weight_decay": o.final_weight_decay})
+    _at_least(1e-30, {"optim.eps": o.eps, "optim.clip_grad": o.clip_grad})
+    _finite({"optim.clip_grad": o.clip_grad})
+    for beta in o.betas:
+        if not 0.0 <= beta < 1.0:
+            raise ConfigError(f"optim.betas={list(o.betas)}: each must lie in [0, 1) (got {beta})")
+    _pair_in("optim.ema", o.ema, 0.0, 1.0, open_low=False)
+    _at_least(0, {"data.num_workers": d.num_workers})
+    _at_least(1, {"data.decode_threads": d.decode_threads, "data.frame_step": d.frame_step})
+    _at_least(1, {"data.eval_clips_per_video": d.eval_clips_per_video})
+    _finite({"data.fps": d.fps})
+    _at_least(1e-9, {"data.fps": d.fps})
+    _pair_in("data.crop_scale", d.crop_scale, 0.0, 1.0, open_low=True)
+    _pair_in("data.crop_aspect", d.crop_aspect, 0.0, math.inf, open_low=True)
+    _at_least(0, {f"monitor.{k}": getattr(mon, k) for k in ("rankme_every", "online_probe_every")})
+    _at_least(1, {"monitor.rankme_clips": mon.rankme_clips})
+    _at_least(1, {"monitor.online_probe_clips": mon.online_probe_clips})
+    if cfg.keep_every is not None:
+        _at_least(1, {"keep_every": cfg.keep_every})
+    if d.source == "synthetic":
+        if m.img_size < 16:
+            raise ConfigError(
+                f"model.img_size={m.img_size}: the physics world (data.source=synthetic) draws "
+                "clips of at least 16 px"
+            )
+        _at_least(1, {"data.synthetic.num_clips": d.synthetic.num_clips})
+        _at_least(0, {"data.synthetic.noise": d.synthetic.noise})
+
+
 def validate(cfg: Config) -> None:
     """Cross-field checks that a single field's type cannot express."""
+    validate_fields(cfg)
     m = cfg.model
     if m.num_frames % m.tubelet_size:
         raise ConfigError(
@@ -350,6 +474,28 @@ def validate(cfg: Config) -> None:
             f"model.num_frames-1={m.num_frames - 1}"
             f" ({time_tokens} time steps of tokens)"
         )
+    if cfg.target == "pixels" and cfg.feature_loss != "l1":
+        raise ConfigError(
+            f"feature_loss={cfg.feature_loss} applies to feature targets; target=pixels always "
+            "regresses with the squared error"
+        )
+    if cfg.sigreg.weight < 0 or min(cfg.sigreg.slices, cfg.sigreg.tokens) < 1:
+        raise ConfigError(
+            f"sigreg.weight={cfg.sigreg.weight} must be >= 0, sigreg.slices="
+            f"{cfg.sigreg.slices} and sigreg.tokens={cfg.sigreg.tokens} at least 1"
+        )
+    if cfg.mask.future_sets < 0:
+        raise ConfigError(f"mask.future_sets={cfg.mask.future_sets} must be 0 or more")
+    if cfg.mask.future_context_frames is not None:
+        lo, hi = cfg.mask.future_context_frames
+        if not (
+            0 < lo <= hi < m.num_frames and lo % m.tubelet_size == 0 and hi % m.tubelet_size == 0
+        ):
+            raise ConfigError(
+                f"mask.future_context_frames={list(cfg.mask.future_context_frames)} must be "
+                f"multiples of model.tubelet_size={m.tubelet_size} with "
+                f"0 < low <= high < model.num_frames={m.num_frames}"
+            )
     if cfg.mask.strategy == "multiblock" and not cfg.mask.multiblock:
         raise ConfigError("mask.multiblock needs at least one mask set")
     for i, spec in enumerate(cfg.mask.multiblock):

@@ -8,10 +8,12 @@ a non-finite loss (nothing of that step is saved), too many unreadable files, SI
 
 from __future__ import annotations
 
-import copy
+import contextlib
+import errno
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -24,23 +26,32 @@ from tqdm.auto import tqdm
 
 from train import distributed
 from train.batches import MONITOR, Batch, BatchPlan, StepBatches, make_loader, mix_seed
-from train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from train.config import Config, ConfigError, to_dict
-from train.data import Draw, build_dataset, normalize_clip
-from train.masks import build_masker, num_mask_sets
-from train.models import build_encoder, build_predictor
+from train.checkpoint import (
+    CheckpointError,
+    non_finite_tensors,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from train.compiled import CompiledOrEager
+from train.config import Config, ConfigError, from_dict, to_dict
+from train.data import DataError, Draw, build_dataset, normalize_clip
+from train.masks import build_masker
 from train.models.jepa import JEPA
 from train.monitor import MetricsLog, rankme
 from train.objectives import build_objective
 from train.optim import build_optimizer, ema_update, set_schedule
-from train.run_dir import checkpoint_to_resume, write_run_files
+from train.pretrained import build_models
+from train.run_dir import RunLock, checkpoint_to_resume, load_for_resume, write_run_files
 from train.schedules import Schedules
 from train.step import autocast, forward_backward
 
 log = logging.getLogger("train")
 
-# Keys a resumed run may change freely: they do not change what is computed.
+# Keys a resumed run may change freely: they do not change what is computed. `out` is where
+# the run is now: a moved folder, a relative path or a trailing `/` is the same run.
 FREE_CHANGES = {
+    "out",
     "resume",
     "compile",
     "device",
@@ -51,6 +62,8 @@ FREE_CHANGES = {
     "monitor.rankme_every",
     "monitor.online_probe_every",
     "monitor.online_probe_clips",
+    "monitor.physics_every",
+    "monitor.physics_pairs_per_law",
 }
 # Keys a resumed run may change to recover from a fault (a NaN, bad data), with a warning.
 RECOVERY_PREFIXES = ("optim.", "precision", "data.max_bad_fraction")
@@ -63,7 +76,7 @@ class TrainingError(RuntimeError):
 
 
 class NonFiniteLossError(TrainingError):
-    pass
+    """A non-finite loss, or weights or optimizer state that became non-finite (never saved)."""
 
 
 class BadDataError(TrainingError):
@@ -117,6 +130,29 @@ class StopSignal:
             signal.signal(sig, handler)
 
 
+def memory_bytes() -> int | None:
+    """This machine's physical memory, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_batch_memory(micro_batch: int, clip_shape: tuple[int, ...]) -> None:
+    """Refuse, before any data is made, a micro-batch whose clips alone (uint8 as loaded plus
+    float32 as the model reads them) would not fit in this machine's memory: such a run would
+    get its data workers killed, or the machine swapping, instead of a message."""
+    total = memory_bytes()
+    needed = micro_batch * math.prod(clip_shape) * (1 + 4)
+    if total is not None and needed > total // 2:
+        raise ConfigError(
+            f"data.batch_size gives {micro_batch} clips per micro-batch on each process: about "
+            f"{needed / 2**30:.0f} GiB for the clips alone, more than half of this machine's "
+            f"{total / 2**30:.0f} GiB. Lower data.batch_size, or set data.micro_batch_size "
+            "to accumulate gradients over smaller micro-batches."
+        )
+
+
 def _flatten(tree: dict, prefix: str = "") -> dict:
     flat = {}
     for k, v in tree.items():
@@ -127,11 +163,18 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def check_resumable(saved: dict, cfg: Config) -> list[str]:
-    """Refuses a resume whose config would make it another run; returns the recovery changes."""
+def check_resumable(saved: dict, cfg, free: frozenset[str] | set[str] = FREE_CHANGES) -> list[str]:
+    """Refuses a resume whose config (a dataclass) would make it another run; returns the
+    recovery changes. `free` names the keys that may change silently (the decoder's fits have
+    their own)."""
+    # An older checkpoint lacks the keys added since it was written: they mean their defaults
+    # (which keep the old behaviour), so compare the saved config with its defaults filled in.
+    # A value no longer valid is compared as stored, and named if it differs.
+    with contextlib.suppress(ConfigError):
+        saved = to_dict(from_dict(type(cfg), saved))
     old, new = _flatten(saved), _flatten(to_dict(cfg))
     changed = sorted(
-        k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in FREE_CHANGES
+        k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in free
     )
     describe = lambda keys: "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
     refused = [k for k in changed if not k.startswith(RECOVERY_PREFIXES)]
@@ -156,16 +199,16 @@ class Trainer:
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-        self.encoder = build_encoder(cfg.model).to(self.device)
+        try:
+            models = build_models(cfg).to(self.device)
+        except ValueError as err:  # a geometry the models refuse, e.g. a width they cannot split
+            raise ConfigError(f"the model settings do not make a model: {err}") from None
+        self.encoder, self.predictor = models.encoder, models.predictor
+        self.target_encoder = models.target_encoder.eval()
         self.num_tokens = self.encoder.num_tokens
-        self.objective = build_objective(cfg.target, cfg.model.tubelet_size, cfg.model.patch_size)
-        self.predictor = build_predictor(
-            cfg.model,
-            self.encoder.grid_size,
-            num_mask_sets(cfg.mask),
-            self.objective.output_dim(self.encoder),
-        ).to(self.device)
-        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False).eval()
+        self.objective = build_objective(
+            cfg.target, cfg.model.tubelet_size, cfg.model.patch_size, cfg.feature_loss
+        )
         self.optimizer = build_optimizer(
             {"encoder": self.encoder, "predictor": self.predictor}, cfg.optim, self.device
         )
@@ -179,12 +222,18 @@ class Trainer:
             model = DistributedDataParallel(
                 model, device_ids=device_ids, forward_sync_buffers=False
             )
-        self.model = torch.compile(model) if cfg.compile else model
+        # A compile failure falls back to eager with one warning (train/compiled.py).
+        self.model = CompiledOrEager(model, "model") if cfg.compile else model
         self.target_forward = (
-            torch.compile(self.target_encoder) if cfg.compile else self.target_encoder
+            CompiledOrEager(self.target_encoder, "target encoder")
+            if cfg.compile
+            else self.target_encoder
         )
 
-        self.dataset = build_dataset(cfg)
+        try:
+            self.dataset = build_dataset(cfg)
+        except FileNotFoundError as err:
+            raise DataError(f"data.path: {err}") from None
         self.plan = BatchPlan.create(
             len(self.dataset),
             cfg.data.batch_size,
@@ -196,11 +245,17 @@ class Trainer:
         m = cfg.model
         self.masker = build_masker(cfg.mask, self.encoder.grid_size, m.tubelet_size)
         self.clip_shape = (m.in_chans, m.num_frames, m.img_size, m.img_size)
+        check_batch_memory(self.plan.micro_batch, self.clip_shape)
         self.online_probe = None
         if cfg.monitor.online_probe_every and self.dist.is_main:
             from train.eval.online import OnlineProbe
 
             self.online_probe = OnlineProbe(cfg, self.device)
+        self.physics_monitor = None
+        if cfg.monitor.physics_every and self.dist.is_main:
+            from train.eval.physics import PhysicsMonitor
+
+            self.physics_monitor = PhysicsMonitor(cfg, cfg.monitor.physics_pairs_per_law)
         self.start_step = 0
         self.last_saved_step: int | None = None
         self.data_counts = {"delivered": 0, "skipped": 0}
@@ -210,7 +265,12 @@ class Trainer:
     def prepare_run_dir(self) -> None:
         latest = checkpoint_to_resume(self.run_dir, self.cfg.resume)
         if latest is not None:
-            self.restore(load_checkpoint(latest, map_location=self.device))
+            warn = log.warning if self.dist.is_main else log.debug
+            try:
+                state = load_for_resume(latest, self.device, warn)
+            except CheckpointError as err:
+                raise TrainingError(str(err)) from None
+            self.restore(state)
         elif self.cfg.resume and self.dist.is_main:
             log.warning(
                 "resume=true but %s has no checkpoint yet: starting from step 0", self.run_dir
@@ -220,6 +280,13 @@ class Trainer:
         distributed.barrier(self.dist)
 
     def restore(self, state: dict) -> None:
+        bad = non_finite_tensors([state[k] for k in ("encoder", "predictor", "target_encoder")])
+        if bad:  # written before saves were checked
+            raise TrainingError(
+                f"the checkpoint of step {state['step']} in {self.ckpt_dir} holds non-finite "
+                f"weights ({len(bad)} tensors): resuming cannot help. Start a new run with a "
+                "lower optim.lr (another out=)."
+            )
         for change in check_resumable(state["config"], self.cfg):
             if self.dist.is_main:
                 log.warning("resuming with a changed setting: %s", change)
@@ -255,10 +322,32 @@ class Trainer:
             "config": to_dict(self.cfg),
         }
 
+    def check_finite(self, steps_done: int) -> None:
+        """Raise NonFiniteLossError when a weight or optimizer state holds NaN or infinity,
+        before anything logs or saves them. Weights agree across ranks: all ranks stop alike."""
+        trees = {
+            "encoder": self.encoder.state_dict(),
+            "predictor": self.predictor.state_dict(),
+            "target_encoder": self.target_encoder.state_dict(),
+            "opt": self.optimizer.state_dict()["state"],
+        }
+        bad = non_finite_tensors(trees)
+        if bad:
+            problem = (
+                f"the weights became non-finite at step {steps_done} ({len(bad)} tensors hold "
+                f"NaN or infinity, first {bad[0]}); they were not logged or saved"
+            )
+            raise NonFiniteLossError(self.non_finite_message(problem))
+
     def save(self, steps_done: int, loss: float) -> None:
         if self.dist.is_main:
             keep = bool(self.cfg.keep_every) and steps_done % self.cfg.keep_every == 0
-            save_checkpoint(self.ckpt_dir, self.state(steps_done, loss), keep_copy=keep)
+            try:
+                save_checkpoint(self.ckpt_dir, self.state(steps_done, loss), keep_copy=keep)
+            except OSError as err:
+                if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise TrainingError(self.disk_full_message(steps_done)) from None
         self.last_saved_step = steps_done
         distributed.barrier(self.dist)
 
@@ -279,11 +368,15 @@ class Trainer:
         stride = max(1, math.ceil(tokens.shape[0] / RANKME_MAX_TOKENS))
         return rankme(tokens[::stride])
 
-    def check_bad_data(self, skipped_now: list[str], delivered_now: int) -> None:
-        counts = torch.tensor([len(skipped_now), delivered_now], dtype=torch.float64)
+    def check_bad_data(self, bad_draws: int, draws: int, skipped_now: list[str]) -> None:
+        """Stops the run when more than data.max_bad_fraction of the draws so far hit an
+        unreadable item. A draw that passes several broken items in a row counts once: the
+        fraction estimates the share of broken items in the data."""
+        counts = torch.tensor([bad_draws, draws - bad_draws], dtype=torch.float64)
         counts = distributed.mean_across(counts, self.dist) * self.dist.world_size
-        self.data_counts["skipped"] += int(counts[0])
-        self.data_counts["delivered"] += int(counts[1])
+        # Sums through a mean: 3 ranks x 1/3 may come back as 0.999..., which int() would cut.
+        self.data_counts["skipped"] += round(counts[0].item())
+        self.data_counts["delivered"] += round(counts[1].item())
         drawn = self.data_counts["skipped"] + self.data_counts["delivered"]
         fraction = self.data_counts["skipped"] / max(1, drawn)
         limit = self.cfg.data.max_bad_fraction
@@ -325,12 +418,17 @@ class Trainer:
         with StopSignal() as stop, bar:
             for step in range(self.start_step, cfg.steps):
                 outcome = self.train_step(step, batches, stop.requested)
+                steps_done = step + 1
+                stopping = outcome.stop_requested
+                saving = (
+                    stopping or steps_done % cfg.checkpoint_every == 0 or steps_done == cfg.steps
+                )
+                if saving or outcome.record is not None:
+                    self.check_finite(steps_done)  # never log or save non-finite weights
                 if self.dist.is_main and outcome.record is not None:
                     self.log_step(outcome, monitor_clips, time.perf_counter() - started, bar)
                 bar.update(1)
-                steps_done = step + 1
-                stopping = outcome.stop_requested
-                if stopping or steps_done % cfg.checkpoint_every == 0 or steps_done == cfg.steps:
+                if saving:
                     self.save(steps_done, outcome.loss)
                 if stopping:
                     log.warning(
@@ -359,6 +457,10 @@ class Trainer:
         every = self.cfg.monitor.online_probe_every
         return bool(every) and (steps_done % every == 0 or steps_done == self.cfg.steps)
 
+    def is_physics_step(self, steps_done: int) -> bool:
+        every = self.cfg.monitor.physics_every
+        return bool(every) and (steps_done % every == 0 or steps_done in (1, self.cfg.steps))
+
     def is_rankme_step(self, steps_done: int) -> bool:
         every = self.cfg.monitor.rankme_every
         return bool(every) and (steps_done % every == 0 or steps_done == 1)
@@ -368,6 +470,7 @@ class Trainer:
         every = self.cfg.monitor.log_every
         return (
             self.is_probe_step(steps_done)
+            or self.is_physics_step(steps_done)
             or self.is_rankme_step(steps_done)
             or steps_done % every == 0
             or steps_done in (1, self.cfg.steps)
@@ -395,6 +498,7 @@ class Trainer:
             self.scaler,
             self.num_tokens,
             with_monitors=logging_now,
+            sigreg=self.cfg.sigreg,
         )
         # One all-reduce carries the loss and the stop request, so all ranks agree on both.
         stop_flag = torch.tensor(float(stop_requested), device=self.device)
@@ -402,13 +506,15 @@ class Trainer:
         loss, stop_votes = shared[0].item(), shared[1].item()
         if not math.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteLossError(self.non_finite_message(steps_done, loss))
+            problem = f"loss became {loss} at step {steps_done}; nothing of this step was saved"
+            raise NonFiniteLossError(self.non_finite_message(problem))
         grad_norm = self.optimizer_step()
         ema_update(self.target_encoder, self.encoder, ema)
         step_s = time.perf_counter() - compute_start
         self.check_bad_data(
-            [m for b in micro_batches for m in b.skipped],
+            sum(b.bad_draws for b in micro_batches),
             sum(b.clips.shape[0] for b in micro_batches),
+            [m for b in micro_batches for m in b.skipped],
         )
         record = None
         if logging_now:
@@ -424,6 +530,7 @@ class Trainer:
                 "target_std": stats.target_std,
                 "mask_ratio": stats.mask_ratio,
                 "padding": stats.padding,
+                **({"sigreg": stats.sigreg} if self.cfg.sigreg.weight > 0 else {}),
                 "skipped": self.data_counts["skipped"],
                 "data_s": data_s,
                 "step_s": step_s,
@@ -438,6 +545,12 @@ class Trainer:
             record["rankme"] = self.target_rankme(monitor_clips)
         if self.online_probe is not None and self.is_probe_step(outcome.steps_done):
             record.update(self.online_probe.measure(self.target_encoder))
+        if self.physics_monitor is not None and self.is_physics_step(outcome.steps_done):
+            record.update(
+                self.physics_monitor.measure(
+                    self.encoder, self.predictor, self.target_encoder, outcome.steps_done
+                )
+            )
         self.metrics.write(record)
         bar.set_postfix(
             loss=f"{outcome.loss:.4f}", clips_s=f"{record['clips_per_s']:.0f}", refresh=False
@@ -457,26 +570,44 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return grad_norm.item()
 
-    def non_finite_message(self, steps_done: int, loss: float) -> str:
+    def disk_full_message(self, steps_done: int) -> str:
+        where = f"the checkpoint of step {steps_done} in {self.ckpt_dir}"
         if self.last_saved_step is None:
-            where = "no checkpoint had been written yet"
-        else:
-            where = (
-                f"the last good checkpoint (step {self.last_saved_step}) is intact in "
-                f"{self.ckpt_dir}"
+            return (
+                f"disk full while writing {where}; no earlier checkpoint exists. Free space and "
+                "start the run again."
             )
         return (
-            f"loss became {loss} at step {steps_done}; the run stopped and nothing of this step "
-            f"was saved: {where}. Continue from it with resume=true and a lower optim.lr, a "
-            "longer optim.warmup_steps or precision=bf16 instead of fp16 (these may change on "
-            "resume), or check the data for broken clips."
+            f"disk full while writing {where}; the previous checkpoint (step "
+            f"{self.last_saved_step}) is intact. Free space (or move the run folder to a disk "
+            "with room and pass its new out=) and resume with resume=true."
+        )
+
+    def non_finite_message(self, problem: str) -> str:
+        """`problem`, then where the last finite checkpoint is (every save checks) and what to
+        try next."""
+        advice = (
+            "a lower optim.lr, a longer optim.warmup_steps or precision=bf16 instead of fp16 "
+            "(these may change on resume), or check the data for broken clips"
+        )
+        if self.last_saved_step is None:
+            return (
+                f"{problem}. The run stopped before any checkpoint was written, so there is "
+                f"nothing to resume: start it again with {advice}."
+            )
+        return (
+            f"{problem}. The run stopped; the last good checkpoint (step "
+            f"{self.last_saved_step}) is intact in {self.ckpt_dir}, with finite weights. "
+            f"Continue from it with resume=true and {advice}."
         )
 
 
 def train(cfg: Config) -> RunResult:
     trainer = Trainer(cfg)
     try:
-        return trainer.run()
+        # The main process writes the run folder; it keeps every other process out of it.
+        with RunLock(trainer.run_dir) if trainer.dist.is_main else contextlib.nullcontext():
+            return trainer.run()
     finally:
         distributed.teardown()
 

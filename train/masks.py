@@ -8,13 +8,21 @@ Strategies
 - random_tube (VideoMAE-style ablation): a random `tube_ratio` of spatial positions is masked
   through the whole clip.
 - causal: the context is the first `causal_context_frames` frames, the target all later ones.
+- future sets (`future_sets`, added to any strategy): causal masks whose context length is drawn
+  per batch, so the predictor also learns to extrapolate in time.
 
 Collation: overlapping blocks make the union's size differ between samples. The original code
 truncates every sample's index list to the batch minimum, silently hiding visible tokens from the
-context. Here each sample keeps its exact context and target: index lists are padded to the
-batch maximum and a validity mask travels with them; attention ignores padded keys and the loss
-ignores padded targets. The logged `mask_ratio` is therefore the ratio the model really trained
-on. random_tube and causal masks have equal sizes by construction and carry no padding.
+context. Here each sample keeps its exact context and target, one of two ways:
+- padded (the default, and what configs without `mask.equal_sizes` get): index lists are padded
+  to the batch maximum and a validity mask travels with them; attention ignores padded keys and
+  the loss ignores padded targets. About a fifth of the index slots are padding.
+- equal sizes (`mask.equal_sizes: true`): every sample's union is grown or shrunk along its own
+  boundary to one size per batch and mask set (see `equalise` below). The final union is the
+  whole target and its complement the whole context, so no slot is padding and no token is
+  dropped: the model sees or predicts every token of the clip.
+Either way the logged `mask_ratio` is the ratio the model really trained on. random_tube and
+causal masks have equal sizes by construction and carry no padding.
 """
 
 from __future__ import annotations
@@ -33,7 +41,11 @@ MAX_PLACEMENT_TRIES = 20
 
 @dataclass
 class MaskSet:
-    """One mask set for a batch: padded index lists and their validity, all [B, K]."""
+    """One mask set for a batch: padded index lists and their validity, all [B, K].
+
+    Each sample's valid context and target indices partition its tokens (from_target_masks
+    builds them so); `has_padding` relies on that.
+    """
 
     context_idx: torch.Tensor
     context_valid: torch.Tensor
@@ -58,6 +70,24 @@ class MaskSet:
         """Share of index slots that are padding (compute spent on nothing)."""
         slots = self.context_valid.numel() + self.target_valid.numel()
         return 1.0 - (self.context_valid.sum() + self.target_valid.sum()).item() / slots
+
+    def has_padding(self, num_tokens: int) -> bool:
+        """Whether any index slot is padding, read from shapes alone (no device sync).
+
+        A mask set splits each sample's `num_tokens` tokens into context and target, so the two
+        list widths (the batch maxima) sum to `num_tokens` exactly when every sample has the
+        same split, and to more when some sample is padded.
+        """
+        return self.context_idx.shape[1] + self.target_idx.shape[1] != num_tokens
+
+    def attention_validity(
+        self, num_tokens: int
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(context_valid, target_valid) for the model, or (None, None) when nothing is padded:
+        attention then runs without a mask, and SDPA may pick its fastest kernel."""
+        if self.has_padding(num_tokens):
+            return self.context_valid, self.target_valid
+        return None, None
 
     @classmethod
     def from_target_masks(cls, masked: Sequence[torch.Tensor]) -> MaskSet:
@@ -149,17 +179,115 @@ def causal(grid: Grid, context_steps: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
+# Equal sizes by construction (`mask.equal_sizes`).
+#
+# The rule: blocks are placed per sample as above. One target size per batch and mask set is
+# drawn with the batch generator: the median union of REFERENCE_UNIONS placements of the batch's
+# block shape, so it follows the same distribution as the samples' own unions and does not
+# depend on which other samples share the micro-batch. Each sample's union then grows into the
+# context cells that touch it, or gives back its cells that touch the context, at random
+# positions drawn with the sample's own generator, until it has exactly that size. The result
+# is the sample's whole target and its complement the whole context: nothing visible is hidden
+# and nothing hidden is shown. When blocks span the clip in time the unit is a tube (one spatial
+# position through every time step), so the target stays a set of tubes as the paper's blocks
+# are; otherwise single tokens.
+
+REFERENCE_UNIONS = 15  # odd: the median is one of the drawn sizes
+
+
+def touching(cells: torch.Tensor) -> torch.Tensor:
+    """Cells (any dimension) that share a face with a True cell of `cells`."""
+    near = torch.zeros_like(cells)
+    for dim, length in enumerate(cells.shape):
+        if length > 1:
+            near.narrow(dim, 1, length - 1).logical_or_(cells.narrow(dim, 0, length - 1))
+            near.narrow(dim, 0, length - 1).logical_or_(cells.narrow(dim, 1, length - 1))
+    return near
+
+
+def resize_along_boundary(masked: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """`masked` with exactly `size` True cells: grown into the cells touching it, or shrunk from
+    its cells touching the rest, a random choice of boundary cells per round."""
+    masked = masked.clone()
+    flat = masked.view(-1)
+    if not 0 < size < flat.numel():
+        raise ValueError(f"target size {size} leaves no context or no target of {flat.numel()}")
+    while (count := int(flat.sum())) != size:
+        grow = count < size
+        # An empty union, or an empty rest, touches nothing: then any cell may change.
+        if grow:
+            candidates = ~masked & touching(masked) if count else ~masked
+        else:
+            candidates = masked & touching(~masked) if count < flat.numel() else masked
+        cells = candidates.view(-1).nonzero().squeeze(1)
+        chosen = cells[torch.randperm(len(cells), generator=gen)[: abs(size - count)]]
+        flat[chosen] = grow
+    return masked
+
+
+def spans_time(shape: tuple[int, int, int], grid: Grid) -> bool:
+    """Whether blocks of this shape span the clip in time (then the unit of resizing is a tube)."""
+    return shape[0] == grid[0]
+
+
+def equalise(
+    masked: torch.Tensor, units: int, through_time: bool, gen: torch.Generator
+) -> torch.Tensor:
+    """A [T, H, W] target resized to `units` tubes (through_time) or tokens."""
+    if not through_time:
+        return resize_along_boundary(masked, units, gen)
+    spatial = resize_along_boundary(masked.any(0), units, gen)
+    return spatial.expand_as(masked).clone()
+
+
+def common_size(
+    grid: Grid, shape: tuple[int, int, int], num_blocks: int, gen: torch.Generator
+) -> int:
+    """The batch's target size in units (tubes or tokens): the median of reference unions."""
+    through_time = spans_time(shape, grid)
+    sizes = []
+    for _ in range(REFERENCE_UNIONS):
+        union = place_blocks(grid, shape, num_blocks, gen)
+        sizes.append(int((union.any(0) if through_time else union).sum()))
+    units = grid[1] * grid[2] if through_time else math.prod(grid)
+    return min(units - 1, max(1, sorted(sizes)[REFERENCE_UNIONS // 2]))
+
+
+# ---------------------------------------------------------------------------------------------
 # Batch sampling.
 
 BatchMasker = Callable[[torch.Generator, Sequence[torch.Generator]], list[MaskSet]]
 
 
-def num_mask_sets(cfg: MaskConfig) -> int:
+def num_strategy_sets(cfg: MaskConfig) -> int:
+    """Mask sets of the strategy alone, before any future-prediction sets."""
     if cfg.strategy == "multiblock":
         return len(cfg.multiblock)
     if cfg.strategy == "random_tube":
         return cfg.tube_sets
     return 1
+
+
+def num_mask_sets(cfg: MaskConfig) -> int:
+    """Mask sets per batch, which is also the number of the predictor's learned mask tokens."""
+    return num_strategy_sets(cfg) + cfg.future_sets
+
+
+def future_mask_index(cfg: MaskConfig) -> int:
+    """The predictor mask token that fits "predict the frames after the context": the first
+    future set's when the run trained some, the causal set's for the causal strategy, else the
+    strategy's last set (multiblock: the long-range one, the largest hidden region)."""
+    if cfg.future_sets:
+        return num_strategy_sets(cfg)
+    return num_strategy_sets(cfg) - 1
+
+
+def future_context_steps(cfg: MaskConfig, time_steps: int, tubelet_size: int) -> tuple[int, int]:
+    """The range (inclusive, in token time steps) of a future set's context length."""
+    if cfg.future_context_frames is None:
+        return 1, time_steps - 1
+    lo, hi = cfg.future_context_frames
+    return lo // tubelet_size, hi // tubelet_size
 
 
 def build_masker(cfg: MaskConfig, grid: Grid, tubelet_size: int) -> BatchMasker:
@@ -175,6 +303,10 @@ def build_masker(cfg: MaskConfig, grid: Grid, tubelet_size: int) -> BatchMasker:
         for spec in cfg.multiblock:
             shape = block_shape(spec, grid, batch_gen)
             masks = [place_blocks(grid, shape, spec.num_blocks, g) for g in sample_gens]
+            if cfg.equal_sizes:
+                units = common_size(grid, shape, spec.num_blocks, batch_gen)
+                through_time = spans_time(shape, grid)
+                masks = [equalise(m, units, through_time, g) for m, g in zip(masks, sample_gens)]
             sets.append(MaskSet.from_target_masks(masks))
         return sets
 
@@ -188,4 +320,17 @@ def build_masker(cfg: MaskConfig, grid: Grid, tubelet_size: int) -> BatchMasker:
         mask = causal(grid, cfg.causal_context_frames // tubelet_size)
         return [MaskSet.from_target_masks([mask] * len(sample_gens))]
 
-    return {"multiblock": multiblock, "random_tube": tubes, "causal": causal_set}[cfg.strategy]
+    strategy = {"multiblock": multiblock, "random_tube": tubes, "causal": causal_set}[cfg.strategy]
+    if not cfg.future_sets:
+        return strategy
+    steps_range = future_context_steps(cfg, grid[0], tubelet_size)
+
+    def with_future(batch_gen, sample_gens):
+        sets = strategy(batch_gen, sample_gens)
+        for _ in range(cfg.future_sets):
+            # One context length per batch: every sample of the set has the same sizes.
+            steps = int(torch.randint(steps_range[0], steps_range[1] + 1, (), generator=batch_gen))
+            sets.append(MaskSet.from_target_masks([causal(grid, steps)] * len(sample_gens)))
+        return sets
+
+    return with_future

@@ -61,6 +61,15 @@ class Objective(Protocol):
 
 
 class FeatureObjective:
+    """`loss`: the paper's L1, or L2 (squared error), whose gradient grows with the error, so
+    the few tokens a model gets badly wrong (moving objects) weigh more than the many it gets
+    nearly right (a noisy background), where L1 gives every token the same pull."""
+
+    def __init__(self, loss: str = "l1"):
+        if loss not in ("l1", "l2"):
+            raise ValueError(f"feature loss {loss!r}: choose l1 or l2")
+        self.loss_name = loss
+
     def output_dim(self, encoder: VisionTransformer) -> int:
         return encoder.embed_dim
 
@@ -70,8 +79,9 @@ class FeatureObjective:
         return F.layer_norm(h.float(), (h.shape[-1],))
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        errors = (pred.float() - target).abs().mean(-1)
-        return masked_mean_per_sample(errors, valid)
+        difference = pred.float() - target
+        errors = difference.abs() if self.loss_name == "l1" else difference.square()
+        return masked_mean_per_sample(errors.mean(-1), valid)
 
 
 class PixelObjective:
@@ -96,9 +106,11 @@ class PixelObjective:
         return masked_mean_per_sample(errors, valid)
 
 
-def build_objective(target: str, tubelet_size: int, patch_size: int) -> Objective:
+def build_objective(
+    target: str, tubelet_size: int, patch_size: int, feature_loss: str = "l1"
+) -> Objective:
     if target == "features":
-        return FeatureObjective()
+        return FeatureObjective(feature_loss)
     return PixelObjective(tubelet_size, patch_size)
 
 

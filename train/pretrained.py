@@ -6,14 +6,17 @@ never a silently half-loaded model.
 
 from __future__ import annotations
 
+import copy
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from train.checkpoint import CheckpointError, load_checkpoint
-from train.config import Config, from_dict
+from train.config import Config, ConfigError, from_dict
 from train.masks import num_mask_sets
 from train.models import Predictor, VisionTransformer, build_encoder, build_predictor
 from train.objectives import build_objective
@@ -62,21 +65,89 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) ->
     module.load_state_dict(state, strict=True)
 
 
-def models_from_state(state: dict, config: Config | None = None) -> Pretrained:
-    """Models built from the checkpoint's own config and filled with its weights."""
-    cfg = config or from_dict(Config, state["config"])
+def build_models(cfg: Config) -> Pretrained:
+    """Encoder, predictor and target encoder (a copy of the encoder) as a run initialises them.
+
+    The order of construction is what the random state feeds: after `torch.manual_seed(seed)`
+    this gives the weights of the run's step 0, which the trainer and the step-0 baselines of
+    the evaluations rely on.
+    """
     encoder = build_encoder(cfg.model)
     objective = build_objective(cfg.target, cfg.model.tubelet_size, cfg.model.patch_size)
     predictor = build_predictor(
         cfg.model, encoder.grid_size, num_mask_sets(cfg.mask), objective.output_dim(encoder)
     )
-    target_encoder = build_encoder(cfg.model)
-    load_strict(encoder, state["encoder"], "encoder")
-    load_strict(predictor, state["predictor"], "predictor")
-    load_strict(target_encoder, state["target_encoder"], "target_encoder")
-    return Pretrained(cfg, encoder, predictor, target_encoder, int(state.get("step", 0)))
+    target_encoder = copy.deepcopy(encoder).requires_grad_(False)
+    return Pretrained(cfg, encoder, predictor, target_encoder, step=0)
+
+
+def initial_models(cfg: Config) -> Pretrained:
+    """The run's models at step 0 (the untrained baseline of the same architecture), in eval
+    mode; the caller's random state is left untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return build_models(cfg).eval()
+
+
+def models_from_state(state: dict, config: Config | None = None) -> Pretrained:
+    """Models built from the checkpoint's own config and filled with its weights."""
+    cfg = config or from_dict(Config, state["config"])
+    models = build_models(cfg)
+    load_strict(models.encoder, state["encoder"], "encoder")
+    load_strict(models.predictor, state["predictor"], "predictor")
+    load_strict(models.target_encoder, state["target_encoder"], "target_encoder")
+    models.step = int(state.get("step", 0))
+    return models
+
+
+MODEL_PARTS = ("encoder", "predictor", "target_encoder")
+
+
+def read_model_file(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
+    """A safetensors model file -> (tensors grouped by part, the header's metadata).
+
+    Such a file names its tensors `PART.NAME` and keeps JSON strings in its metadata (at least
+    the run's `config`); the workbench's bundles are such files, with a `decoder` part that
+    only the decoder layer reads. safetensors never unpickles, so a file that is not one is
+    refused without running anything.
+    """
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            parts: dict[str, dict[str, torch.Tensor]] = {}
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                part, _, name = key.partition(".")
+                parts.setdefault(part, {})[name] = f.get_tensor(key)
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors model file: {err}") from err
+    return parts, metadata
+
+
+def pretrained_from_model_file(
+    parts: dict[str, dict[str, torch.Tensor]], metadata: dict, path: str | Path
+) -> Pretrained:
+    """The V-JEPA models of a safetensors model file, in float32."""
+    try:
+        config = from_dict(Config, json.loads(metadata["config"]))
+        step = json.loads(metadata.get("provenance", "{}")).get("pretrain", {}).get("steps", 0)
+    except (KeyError, json.JSONDecodeError, ConfigError) as err:
+        raise CheckpointError(f"{path}: its stored config is not valid here: {err}") from err
+    missing = [part for part in MODEL_PARTS if part not in parts]
+    if missing:
+        raise CheckpointError(f"{path} holds no {', '.join(missing)} weights")
+    state = {
+        part: {k: v.float() if v.is_floating_point() else v for k, v in parts[part].items()}
+        for part in MODEL_PARTS
+    }
+    return models_from_state({**state, "step": step}, config)
 
 
 def load_pretrained(path: str | Path, device: torch.device | str = "cpu") -> Pretrained:
-    """A run directory or checkpoint file -> models in eval mode on `device`."""
-    return models_from_state(load_checkpoint(path)).to(device).eval()
+    """A run directory, a checkpoint file or a safetensors model file (a workbench bundle)
+    -> models in eval mode on `device`."""
+    if Path(path).suffix == ".safetensors":
+        pretrained = pretrained_from_model_file(*read_model_file(path), path)
+    else:
+        pretrained = models_from_state(load_checkpoint(path))
+    return pretrained.to(device).eval()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from train.config import OptimConfig
+from train.config import ConfigError, OptimConfig
 
 
 def _progress(step: int, start: int, end: int) -> float:
@@ -34,15 +34,31 @@ class Schedules:
     optim: OptimConfig
     total_steps: int
 
+    def __post_init__(self) -> None:
+        o = self.optim
+        if o.lr_schedule == "warmup_constant_cooldown" and not (
+            0 < o.cooldown_steps <= self.total_steps - o.warmup_steps
+        ):
+            raise ConfigError(
+                f"optim.cooldown_steps={o.cooldown_steps} must lie in [1, steps - "
+                f"optim.warmup_steps = {self.total_steps - o.warmup_steps}] for "
+                f"optim.lr_schedule=warmup_constant_cooldown"
+            )
+
     @property
     def last_step(self) -> int:
         return self.total_steps - 1
 
     def lr(self, step: int) -> float:
-        """Linear warmup start_lr -> lr over warmup_steps, then cosine to final_lr."""
+        """Linear warmup start_lr -> lr over warmup_steps, then either cosine to final_lr at the
+        last step, or lr held until the cooldown, which falls linearly to final_lr at the last
+        step (the cooldown's first step is still at lr)."""
         o = self.optim
         if step < o.warmup_steps:
             return linear(step, 0, o.warmup_steps, o.start_lr, o.lr)
+        if o.lr_schedule == "warmup_constant_cooldown":
+            cooldown_start = self.total_steps - o.cooldown_steps
+            return linear(step, cooldown_start, self.last_step, o.lr, o.final_lr)
         return cosine(step, o.warmup_steps, self.last_step, o.lr, o.final_lr)
 
     def weight_decay(self, step: int) -> float:

@@ -14,9 +14,11 @@ import torch
 from torch import nn
 
 from train.batches import Batch
+from train.config import SigRegConfig
 from train.data.base import normalize_clip
 from train.monitor import per_dim_std
 from train.objectives import Objective, target_tokens
+from train.sigreg import sigreg as sigreg_statistic
 
 
 @dataclass
@@ -29,6 +31,7 @@ class StepStats:
     target_std: float = 0.0
     mask_ratio: list[float] = field(default_factory=list)
     padding: float = 0.0
+    sigreg: float = 0.0
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
@@ -52,8 +55,13 @@ def forward_backward(
     scaler: torch.amp.GradScaler | None,
     num_tokens: int,
     with_monitors: bool,
+    sigreg: SigRegConfig | None = None,
 ) -> StepStats:
+    """Gradients of the mean loss over the micro-batches; with `sigreg` (weight > 0) the loss
+    adds weight x SIGReg of the context embeddings. `stats.loss` is the prediction loss alone,
+    comparable across runs; `stats.sigreg` the regulariser."""
     stats = StepStats(loss=torch.zeros((), device=device))
+    regularise = sigreg is not None and sigreg.weight > 0
     n = len(micro_batches)
     for i, batch in enumerate(micro_batches):
         last = i == n - 1
@@ -64,14 +72,28 @@ def forward_backward(
         with sync:
             with autocast(device, precision):
                 all_targets = objective.targets(clips, target_encoder)
-                predictions = model(clips, batch.masks)
+                if regularise:
+                    predictions, contexts = model(clips, batch.masks, return_contexts=True)
+                else:
+                    predictions = model(clips, batch.masks)
                 targets = [target_tokens(all_targets, m.target_idx) for m in batch.masks]
                 set_losses = [
                     objective.loss(p, t, m.target_valid)
                     for p, t, m in zip(predictions, targets, batch.masks)
                 ]
                 loss = torch.stack(set_losses).mean()
-            scaled = loss / n
+                total = loss
+                if regularise:
+                    embeddings = torch.cat(
+                        [c[m.context_valid] for c, m in zip(contexts, batch.masks)]
+                    )
+                    # Directions drawn per (step, micro-batch): the same on every rank.
+                    reg = sigreg_statistic(
+                        embeddings, sigreg.slices, batch.step * 1009 + i, sigreg.tokens
+                    )
+                    total = loss + sigreg.weight * reg
+                    stats.sigreg += reg.detach().item() / n
+            scaled = total / n
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         stats.loss += loss.detach()
         if with_monitors:

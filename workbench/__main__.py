@@ -1,13 +1,22 @@
-"""python -m workbench [--host 127.0.0.1] [--port 7860] [--bundle FILE] [--runs-dir runs]
+"""python -m workbench [--host 127.0.0.1] [--port 7860] [--model PATH] [--runs-dir runs]
+                     [--data-dir FOLDER ...] [--auth-file FILE] [--threads N]
+
+--model PATH opens any model first: a run directory (a training, or a released checkpoint
+imported with `python -m train.released`), a checkpoint file, or a bundle. A model without a
+pixel decoder works in every tab; Predict then shows the predicted latents in PCA colours.
 
 Serves the workbench on localhost by default: pass --host 0.0.0.0 only to let other machines
-reach it (anyone who can reach the port can then use the app and start trainings).
+reach it (anyone who can reach the port can then use the app and start trainings; add a login
+with --auth-file). The Embeddings tab maps videos only from the folders named with --data-dir
+(none by default).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -25,7 +34,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--host", default="127.0.0.1", help="address to serve on (default: localhost only)"
     )
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    parser.add_argument(
+    first = parser.add_mutually_exclusive_group()
+    first.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="a model to use first: a run directory, a checkpoint file or a bundle",
+    )
+    first.add_argument(
         "--bundle", type=Path, default=None, help="a model bundle to use first (.safetensors)"
     )
     parser.add_argument(
@@ -40,12 +57,73 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("runs"),
         help="where trainings go and bundles are found (default runs/)",
     )
+    parser.add_argument(
+        "--auth-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="ask for a login: FILE holds `user:password` lines (use it with --host 0.0.0.0)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="a server folder whose videos the Embeddings tab may map (repeatable; default "
+        "none: pages can name no server path)",
+    )
     return parser.parse_args(argv)
+
+
+def read_auth_file(path: Path) -> list[tuple[str, str]]:
+    """(user, password) pairs from `user:password` lines; ValueError says which line is bad
+    (by number: the file holds passwords)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as err:
+        raise ValueError(f"--auth-file {path}: cannot read it ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--auth-file {path}: not UTF-8 text") from None
+    pairs = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        user, colon, password = line.strip().partition(":")
+        if not (colon and user and password):
+            raise ValueError(f"--auth-file {path}: line {number} is not `user:password`")
+        pairs.append((user, password))
+    if not pairs:
+        raise ValueError(f"--auth-file {path} names no `user:password` login")
+    return pairs
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why `python -m workbench` cannot serve on host:port (one line), or None if it can."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+            probe.bind(address)
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            return f"port {port} on {host} is in use (another app?): pass a free one with --port"
+        return f"cannot serve on {host}:{port} ({err.strerror or err}): check --host and --port"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging()
+    problem = port_problem(args.host, args.port)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        auth = read_auth_file(args.auth_file) if args.auth_file is not None else None
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     use_numba_cache()  # before anything imports numba
 
     from train.checkpoint import CheckpointError
@@ -54,8 +132,13 @@ def main(argv: list[str] | None = None) -> int:
 
     log = logging.getLogger("workbench")
     try:
-        ctx = AppContext.create(args.runs_dir, args.bundle)
-    except CheckpointError as err:
+        ctx = AppContext.create(
+            args.runs_dir,
+            args.model or args.bundle,
+            data_dirs=args.data_dir,
+            model_flag="--model" if args.model else "--bundle",
+        )
+    except (CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     default = ctx.registry.default_key()
@@ -66,11 +149,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(
-            "serving on %s: other machines can reach this app and start trainings", args.host
+            "serving on %s: other machines can reach this app and start trainings%s",
+            args.host,
+            "" if auth else " (no login: see --auth-file)",
         )
     configure_torch(args.threads)
     demo = build_app(ctx)
-    launch(demo, host=args.host, port=args.port, prevent_thread_lock=True)
+    try:
+        launch(demo, host=args.host, port=args.port, prevent_thread_lock=True, auth=auth)
+    except OSError as err:  # taken since the check above; Gradio's message names its own knobs
+        print(f"error: {port_problem(args.host, args.port) or err}", file=sys.stderr)
+        return 2
     # The page answers already; now open the model it uses first (a second on a busy laptop),
     # so that a bundle that cannot be opened stops the app with the reason.
     try:

@@ -1,4 +1,4 @@
-"""The workbench app: a header naming the model in use, and five tabs.
+"""The workbench app: a header naming the model in use, and six tabs.
 
     demo = build_app(AppContext.create(runs_dir="runs"))
     launch(demo, host="127.0.0.1", port=7860)
@@ -16,7 +16,14 @@ import gradio as gr
 import torch
 
 from train.checkpoint import CheckpointError
-from workbench import tab_embeddings, tab_features, tab_model, tab_predict, tab_train
+from workbench import (
+    tab_embeddings,
+    tab_features,
+    tab_model,
+    tab_physics,
+    tab_predict,
+    tab_train,
+)
 from workbench.clip_table import DataChoice, clip_table
 from workbench.context import AppContext
 from workbench.embed import start_umap_warm_up
@@ -43,14 +50,14 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             header = gr.Markdown(
                 "Model in use: …"
                 if ctx.registry.default_key()
-                else "**No model bundle found**: run `make starter`, or train a model in the "
-                "Train tab, then pick it in the Model tab.",
+                else "**No model found**: run `make starter`, train a model in the Train tab, "
+                "or open one with `--model PATH`, then pick it in the Model tab.",
                 elem_id="model-header",
             )
         bundle = gr.Dropdown(
             ctx.registry.choices(),
             value=ctx.registry.default_key(),
-            label="Model bundle in use",
+            label="Model in use",
             elem_id="bundle",
             render=False,
         )
@@ -59,6 +66,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 predict, shared = tab_predict.build(ctx, bundle)
             with gr.Tab("Features", id="features"):
                 tab_features.build(ctx, bundle, shared)
+            with gr.Tab("Physics", id="physics"):
+                tab_physics.build(ctx, bundle, shared)
             with gr.Tab("Embeddings", id="embeddings"):
                 tab_embeddings.build(ctx, bundle)
             with gr.Tab("Train", id="train"):
@@ -83,10 +92,13 @@ def launch(
     port: int | None = 7860,
     prevent_thread_lock: bool = False,
     quiet: bool = False,
+    auth: list[tuple[str, str]] | None = None,
 ) -> tuple:
-    """Serve `demo` on host:port (localhost unless told otherwise), with the upload limit."""
+    """Serve `demo` on host:port (localhost unless told otherwise), with the upload limit, and
+    a login page when `auth` gives (user, password) pairs."""
     return demo.queue(default_concurrency_limit=2).launch(
         server_name=host,
+        auth=auth,
         server_port=port,
         prevent_thread_lock=prevent_thread_lock,
         quiet=quiet,

@@ -1,9 +1,13 @@
-"""Which model bundles the app can use: the committed starter, any `bundle.safetensors` under
-the runs folder (decoder fits, including those the Train tab starts), and one given with
-`--bundle`. Loaded bundles are kept in memory, reloaded when their file changes.
+"""Which models the app can use: the committed starter, any `bundle.safetensors` under the runs
+folder (decoder fits, including those the Train tab starts), the runs there that have no decoder
+yet (listed as "run (no decoder)"), and one given with `--model` (or `--bundle`). Loaded models
+are kept in memory, reloaded when their file changes.
 
-A bundle is chosen by its key, the file's path as text; only files this registry listed can be
-loaded, so a browser cannot make the server open an arbitrary path.
+A model without a decoder is a `Bundle` whose `decoder` is None (decoder.bundle.without_decoder):
+every tab works on it, Predict shows the predicted latents instead of decoded pixels.
+
+A model is chosen by its key, the loaded file's path as text; only files this registry listed
+can be loaded, so a browser cannot make the server open an arbitrary path.
 """
 
 from __future__ import annotations
@@ -13,10 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from decoder.bundle import STARTER_PATH, Bundle, BundleError, load_bundle
+from decoder.bundle import STARTER_PATH, Bundle, BundleError, load_bundle, without_decoder
+from train.checkpoint import LATEST, load_checkpoint
+from train.config import ConfigError
+from train.pretrained import models_from_state
+from workbench.runs import core_runs, is_core_run
 
 BUNDLE_NAME = "bundle.safetensors"
 STARTER_LABEL = "starter (committed)"
+NO_DECODER = "run (no decoder)"
+# Where, inside a run directory, the Train tab puts its decoder fit.
+DECODER_SUBDIR = "decoder"
 # Bundles held in memory at once; the teaching models are a few MB each.
 MAX_LOADED = 4
 
@@ -25,7 +36,66 @@ MAX_LOADED = 4
 class BundleEntry:
     key: str
     label: str
-    path: Path
+    path: Path  # the file loaded: a bundle, or a run's checkpoint when has_decoder is False
+    has_decoder: bool = True
+
+
+def run_bundle(run_dir: Path) -> Path | None:
+    """The decoder bundle kept in a run directory (a decoder fit, or the Train tab's
+    RUN/decoder/), if any."""
+    for path in (run_dir / BUNDLE_NAME, run_dir / DECODER_SUBDIR / BUNDLE_NAME):
+        if path.is_file():
+            return path
+    return None
+
+
+def model_entry(path: Path, flag: str = "--model") -> BundleEntry:
+    """The entry for a path given on the command line: a bundle file, a checkpoint file, or a
+    run directory (a training, an imported release, a decoder fit). A run with a decoder bundle
+    in it opens with that decoder."""
+    name = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+    if path.is_dir():
+        bundle = run_bundle(path)
+        if bundle is not None:
+            return BundleEntry(str(bundle), f"{name} ({flag})", bundle)
+        if is_core_run(path):
+            checkpoint = path / "checkpoints" / LATEST
+        elif (path / LATEST).is_file():  # a run's checkpoints/ folder
+            checkpoint = path / LATEST
+        else:
+            raise BundleError(
+                f"{flag} {path}: a folder, but not a run directory (no checkpoints/{LATEST} "
+                f"with a training config.yaml) nor a decoder fit (no {BUNDLE_NAME}). Give a "
+                "run directory, a checkpoint file or a bundle; import a released V-JEPA file "
+                "first with `python -m train.released FILE RUN_DIR`"
+            )
+        return BundleEntry(str(checkpoint), f"{name} ({flag}, no decoder)", checkpoint, False)
+    if not path.is_file():
+        raise BundleError(
+            f"{flag} {path}: no such file or folder (give a run directory, a checkpoint file "
+            "or a bundle .safetensors)"
+        )
+    if path.suffix == ".safetensors":
+        return BundleEntry(str(path), f"{name} ({flag})", path)
+    return BundleEntry(str(path), f"{name} ({flag}, no decoder)", path, False)
+
+
+def load_without_decoder(path: Path) -> Bundle:
+    """A core checkpoint -> its models in a Bundle with no decoder, in eval mode on the CPU."""
+    state = load_checkpoint(path)
+    try:
+        pretrained = models_from_state(state)
+    except (KeyError, TypeError, ConfigError) as err:
+        raise BundleError(
+            f"{path} is not a checkpoint of `python -m train` ({type(err).__name__}: {err}). "
+            "A released V-JEPA file must be imported first: "
+            "`python -m train.released FILE RUN_DIR`, then open RUN_DIR"
+        ) from None
+    pretrain = {"checkpoint": str(path), "steps": pretrained.step, "loss": state.get("loss")}
+    provenance: dict[str, Any] = {"pretrain": pretrain, "decoder": None}
+    if "import_report" in state:
+        provenance["import_report"] = state["import_report"]
+    return without_decoder(pretrained, provenance)
 
 
 class BundleRegistry:
@@ -34,30 +104,36 @@ class BundleRegistry:
         runs_dir: str | Path = "runs",
         starter: str | Path = STARTER_PATH,
         extra: str | Path | None = None,
+        extra_flag: str = "--bundle",
     ):
         self.runs_dir = Path(runs_dir)
         self.starter = Path(starter)
-        self.extra = Path(extra) if extra is not None else None
-        if self.extra is not None and not self.extra.is_file():
-            raise BundleError(f"--bundle {self.extra}: no such file")
+        self.extra = model_entry(Path(extra), extra_flag) if extra is not None else None
         self._loaded: dict[str, tuple[int, Bundle]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------ listing
 
     def entries(self) -> list[BundleEntry]:
-        """Every bundle on disk now: --bundle first, then the starter, then runs by name."""
+        """Every model on disk now: --model (--bundle) first, then the starter, then bundles
+        under the runs folder by name, then its runs that have no decoder bundle."""
         found: list[BundleEntry] = []
-        if self.extra is not None:
-            label = f"{self.extra.parent.name}/{self.extra.name} (--bundle)"
-            found.append(BundleEntry(str(self.extra), label, self.extra))
+        if self.extra is not None and self.extra.path.is_file():
+            found.append(self.extra)
         if self.starter.is_file():
             found.append(BundleEntry(str(self.starter), STARTER_LABEL, self.starter))
         if self.runs_dir.is_dir():
             for path in sorted(self.runs_dir.rglob(BUNDLE_NAME)):
                 label = path.parent.relative_to(self.runs_dir).as_posix()
                 found.append(BundleEntry(str(path), f"run: {label}", path))
-        unique = {entry.key: entry for entry in found}
+            for run in core_runs(self.runs_dir):
+                if run_bundle(run) is None:
+                    checkpoint = run / "checkpoints" / LATEST
+                    label = f"{NO_DECODER}: {run.relative_to(self.runs_dir).as_posix()}"
+                    found.append(BundleEntry(str(checkpoint), label, checkpoint, False))
+        unique: dict[str, BundleEntry] = {}
+        for entry in found:  # the first listing of a file wins (its label says --model)
+            unique.setdefault(entry.key, entry)
         return list(unique.values())
 
     def choices(self) -> list[tuple[str, str]]:
@@ -71,8 +147,9 @@ class BundleRegistry:
     def entry(self, key: str | None) -> BundleEntry:
         if not key:
             raise BundleError(
-                "no model bundle is selected: build the starter with `make starter`, or train "
-                "a model and fit its decoder in the Train tab, then pick it in the Model tab"
+                "no model bundle is selected: build the starter with `make starter`, train a "
+                "model in the Train tab, or open one with `python -m workbench --model PATH`, "
+                "then pick it in the Model tab"
             )
         for entry in self.entries():
             if entry.key == key:
@@ -82,14 +159,17 @@ class BundleRegistry:
     # ------------------------------------------------------------------------ loading
 
     def load(self, key: str | None) -> Bundle:
-        """The bundle under `key`, in eval mode on the CPU; loaded once per file version."""
+        """The model under `key`, in eval mode on the CPU; loaded once per file version."""
         entry = self.entry(key)
         version = entry.path.stat().st_mtime_ns
         with self._lock:
             cached = self._loaded.get(entry.key)
             if cached is not None and cached[0] == version:
                 return cached[1]
-            bundle = load_bundle(entry.path)
+            if entry.has_decoder:
+                bundle = load_bundle(entry.path)
+            else:
+                bundle = load_without_decoder(entry.path)
             if len(self._loaded) >= MAX_LOADED:
                 self._loaded.pop(next(iter(self._loaded)))
             self._loaded[entry.key] = (version, bundle)

@@ -1,8 +1,9 @@
 """Decoded clips of the browser sessions, held on the server under a short key.
 
-A page keeps only the key in its state; the frames (up to about 100 MB for a 10 s upload) stay
-here. The oldest clips are dropped when there are more than `capacity` or they hold more than
-`max_bytes` together; the newest is always kept.
+A page keeps only the key in its state; the frames stay here. The oldest clips are dropped when
+there are more than `capacity` or they hold more than `max_bytes` together (512 MiB by default);
+the newest is always kept. An upload decodes to at most about 105 MB of frames
+(video_io.MAX_DECODE_PIXELS), so the app's store never holds more than `MAX_BYTES`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import OrderedDict
 from workbench.video_io import Video
 
 MAX_CLIPS = 16
-MAX_BYTES = 1 << 30
+MAX_BYTES = 512 << 20
 
 
 class ClipStore:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,7 +210,7 @@ def _cache_path(key: str) -> Path:
 def _save(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"label_{name}": values for name, values in data["labels"].items()}
-    tmp = path.with_name(f".{path.name}.tmp.npz")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}.npz")
     np.savez(
         tmp,
         features=data["features"],
@@ -219,14 +221,23 @@ def _save(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _load(path: Path) -> dict[str, Any]:
-    with np.load(path) as stored:
-        return {
-            "features": stored["features"],
-            "indices": stored["indices"],
-            "labels": {k[6:]: stored[k] for k in stored.files if k.startswith("label_")},
-            "skipped": [str(s) for s in stored["skipped"]],
-        }
+def _load(path: Path) -> dict[str, Any] | None:
+    """The cached table data, or None when the file cannot be read (truncated, damaged, an
+    older layout): it is deleted, with a warning, and the caller extracts the features again."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {
+                "features": stored["features"],
+                "indices": stored["indices"],
+                "labels": {k[6:]: stored[k] for k in stored.files if k.startswith("label_")},
+                "skipped": [str(s) for s in stored["skipped"]],
+            }
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        log.warning(
+            "clip-feature cache %s cannot be read (%s): deleted, extracting again", path.name, err
+        )
+        path.unlink(missing_ok=True)
+        return None
 
 
 def table_key(bundle_identity: dict[str, Any], settings: dict[str, Any]) -> str:
@@ -253,9 +264,8 @@ def clip_table(
         if key in _tables:
             return _tables[key]
         path = _cache_path(key)
-        if path.is_file():
-            data = _load(path)
-        else:
+        data = _load(path) if path.is_file() else None
+        if data is None:
             data = _extract(bundle, source, progress)
             _save(path, data)
         table = _make_table(key, source, data, bundle)

@@ -1,13 +1,16 @@
-"""What every tab shares: the bundles, the clips of the sessions, the job manager."""
+"""What every tab shares: the bundles, the clips of the sessions, the job manager, and the
+server folders a page may name (`--data-dir`; none by default)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from decoder.bundle import STARTER_PATH
 from workbench.bundles import BundleRegistry
 from workbench.clip_store import ClipStore
+from workbench.data_dirs import DataDirs
 from workbench.training import JobManager
 
 
@@ -16,6 +19,7 @@ class AppContext:
     registry: BundleRegistry
     jobs: JobManager
     clips: ClipStore = field(default_factory=ClipStore)
+    data_dirs: DataDirs = field(default_factory=DataDirs)
 
     @property
     def runs_dir(self) -> Path:
@@ -27,5 +31,13 @@ class AppContext:
         runs_dir: str | Path = "runs",
         bundle: str | Path | None = None,
         starter: str | Path = STARTER_PATH,
+        data_dirs: Iterable[str | Path] = (),
+        model_flag: str = "--bundle",
     ) -> AppContext:
-        return cls(BundleRegistry(runs_dir, starter, extra=bundle), JobManager(runs_dir))
+        """`bundle`: a model to list first (any path `--model` takes); `model_flag` names the
+        option it came from in messages."""
+        return cls(
+            BundleRegistry(runs_dir, starter, extra=bundle, extra_flag=model_flag),
+            JobManager(runs_dir),
+            data_dirs=DataDirs.of(data_dirs),
+        )

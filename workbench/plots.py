@@ -47,6 +47,59 @@ def surprise_figure(surprise: np.ndarray, frame_numbers: Sequence[int] | None = 
     return _layout(fig, "Surprise per frame (masked tokens only)")
 
 
+SURPRISE_AXIS = "surprise: L1(predicted, target latents), mean per token"
+
+
+def twin_surprise_figure(per_frame: np.ndarray, violation_frame: int) -> go.Figure:
+    """Surprise per frame of a possible [0] and an impossible [1] twin, with the violation."""
+    fig = go.Figure()
+    for values, name, dash in (
+        (per_frame[0], "possible", "dot"),
+        (per_frame[1], "impossible", None),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(len(values))),
+                y=np.asarray(values, dtype=np.float64),
+                mode="lines+markers",
+                name=name,
+                line={"dash": dash},
+                connectgaps=False,
+                hovertemplate=f"{name}<br>frame %{{x}}<br>surprise %{{y:.4f}}<extra></extra>",
+            )
+        )
+    fig.add_vline(
+        x=violation_frame - 0.5,
+        line={"color": "crimson", "dash": "dash"},
+        annotation_text="law broken",
+        annotation_position="top left",
+    )
+    fig.update_xaxes(title="frame", dtick=1 if len(per_frame[0]) <= 32 else None)
+    fig.update_yaxes(title=SURPRISE_AXIS, rangemode="tozero")
+    return _layout(fig, "Surprise per frame (frames before the first prediction: no value)")
+
+
+def video_surprise_figure(per_frame: np.ndarray, frame_step: int) -> go.Figure:
+    """Surprise per frame over a whole clip; x in frames of the original video."""
+    values = np.asarray(per_frame, dtype=np.float64)
+    x = [i * frame_step for i in range(len(values))]
+    fig = go.Figure(
+        go.Scatter(
+            x=x,
+            y=values,
+            mode="lines",
+            name="surprise",
+            connectgaps=False,
+            hovertemplate="frame %{x}<br>surprise %{y:.4f}<extra></extra>",
+        )
+    )
+    mean = float(np.nanmean(values))
+    fig.add_hline(y=mean, line={"color": "grey", "dash": "dot"}, annotation_text="clip mean")
+    fig.update_xaxes(title="frame of the video")
+    fig.update_yaxes(title=SURPRISE_AXIS, rangemode="tozero")
+    return _layout(fig, "Surprise over the clip (windows sliding over its whole length)")
+
+
 def embedding_figure(
     coords: np.ndarray,
     labels: np.ndarray | None,

@@ -1,5 +1,7 @@
 """The Predict tab's work, without the UI: pick a window of frames, fit it to the model, build
 the mask, decode the prediction and turn it into videos, a frame strip and a surprise curve.
+A model without a decoder shows its predicted and target latents in PCA colours instead
+(workbench/latent_view.py), with a note on fitting a decoder.
 
     window = clip_window(video.frames, start=0, step=1, num_frames=bundle.num_frames)
     shown = predict(bundle, window, MaskChoice(), editor_value)   # or MaskChoice("causal")
@@ -17,7 +19,9 @@ from PIL import Image
 
 from decoder.bundle import Bundle
 from decoder.render import Rendered, render_prediction
-from workbench.frames import enlarge, strip
+from workbench.decoder_hint import decoder_hint
+from workbench.frames import enlarge, side_by_side, strip
+from workbench.latent_view import LatentView, latent_view
 from workbench.masks_ui import MaskChoice, token_mask
 from workbench.paths import new_output_path
 from workbench.plots import surprise_figure
@@ -76,9 +80,11 @@ def editor_value(frame: np.ndarray) -> dict[str, Any]:
 
 @dataclass
 class Prediction:
-    rendered: Rendered
+    rendered: Rendered | LatentView  # LatentView: the model has no decoder
     videos: dict[str, Path]  # "original", "masked", "prediction" -> mp4
-    strip: np.ndarray  # uint8 [H, W, 3]: rows original / masked / prediction
+    # uint8 [H, W, 3]: rows original / masked / prediction; without a decoder original /
+    # masked / target latents / predicted latents
+    strip: np.ndarray
     surprise: go.Figure
     summary: str
 
@@ -90,8 +96,11 @@ def predict(
     editor: dict[str, Any] | None,
     frame_numbers: list[int] | None = None,
 ) -> Prediction:
-    """Decode the model's prediction under the chosen mask for a window of frames."""
+    """Decode the model's prediction under the chosen mask for a window of frames (without a
+    decoder: show its latents, see `predict_latents`)."""
     mask, mask_index = token_mask(bundle, choice, editor)
+    if not bundle.has_decoder:
+        return predict_latents(bundle, window, mask, mask_index, frame_numbers)
     rendered = render_prediction(bundle, bundle.fit_clip(window), mask, mask_index)
     shown = {
         "original": rendered.original,
@@ -113,5 +122,46 @@ def predict(
         videos=videos,
         strip=strip(list(shown.values()), STRIP_PX),
         surprise=surprise_figure(rendered.surprise, frame_numbers),
+        summary=summary,
+    )
+
+
+def predict_latents(
+    bundle: Bundle,
+    window: np.ndarray,
+    mask: Any,
+    mask_index: int,
+    frame_numbers: list[int] | None = None,
+) -> Prediction:
+    """The decoder-free view: the "prediction" video shows the target latents (left) and the
+    predicted latents (right) of the masked region in the same PCA colours."""
+    view = latent_view(bundle, bundle.fit_clip(window), mask, mask_index)
+    pair = side_by_side([enlarge(view.target, VIDEO_PX), enlarge(view.predicted, VIDEO_PX)])
+    shown = {
+        "original": enlarge(view.original, VIDEO_PX),
+        "masked": enlarge(view.masked, VIDEO_PX),
+        "prediction": pair,
+    }
+    videos = {
+        name: write_mp4(frames, new_output_path(name, ".mp4"), PLAYBACK_FPS)
+        for name, frames in shown.items()
+    }
+    hidden = view.token_mask.mean()
+    explained = ", ".join(f"{share:.0%}" for share in view.explained)
+    summary = (
+        f"**This model has no pixel decoder**, so the prediction is shown as latents: left the "
+        f"target encoder's latents of the masked region, right the predictor's, in the same "
+        f"PCA colours (fitted on the target latents of this clip; its three components hold "
+        f"{explained} of their variance). Alike colours mean a prediction close to the clip. "
+        f"Masked {hidden:.0%} of the tokens ({int(view.token_mask.sum())} of "
+        f"{view.token_mask.size}); predictor mask token {view.mask_index}. "
+        f"Mean surprise {np.nanmean(view.surprise):.3f}.\n\n{decoder_hint(bundle)}"
+    )
+    rows = [view.original, view.masked, view.target, view.predicted]
+    return Prediction(
+        rendered=view,
+        videos=videos,
+        strip=strip(rows, STRIP_PX),
+        surprise=surprise_figure(view.surprise, frame_numbers),
         summary=summary,
     )

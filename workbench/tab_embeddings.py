@@ -19,6 +19,7 @@ import numpy as np
 from train.data.synthetic import LABEL_NAMES
 from workbench.clip_table import (
     DEFAULT_CLIPS,
+    FOLDER,
     SOURCES,
     SYNTHETIC,
     ClipTable,
@@ -161,6 +162,8 @@ class EmbeddingHandlers:
     ) -> Iterator[tuple[Any, ...]]:
         """Yields (figure, table key, colour choices, method, status): PCA, then UMAP."""
         bundle = self.ctx.registry.load(bundle_key)
+        if source == FOLDER:  # a server path from the page: only under the --data-dir folders
+            folder = str(self.ctx.data_dirs.video_source(folder))
         choice = DataChoice(source, int(count or DEFAULT_CLIPS), folder or "")
         table = clip_table(
             bundle,
@@ -237,7 +240,12 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
             elem_id="embedding-count",
         )
         folder = gr.Textbox(
-            label="Video folder (or list file) on the server", placeholder="data/videos"
+            label="Video folder (or list file) under the app's data folders",
+            placeholder=(
+                f"a path under {ctx.data_dirs.describe()}"
+                if ctx.data_dirs.roots
+                else "none: start the app with --data-dir FOLDER"
+            ),
         )
     with gr.Row():
         colour_by = gr.Dropdown([NO_LABEL, *LABEL_NAMES], value="shape", label="Colour by")

@@ -1,6 +1,7 @@
-"""Model: which bundle the other tabs use (the committed starter or one of your runs), and
-where it came from: its geometry, training steps, decoder quality per mask family, the
-pretraining curves when its run folder is here, and the full provenance record."""
+"""Model: which model the other tabs use (the committed starter, one of your runs with or
+without a decoder, or the one given with `--model`), and where it came from: its geometry,
+training steps, decoder quality per mask family, the pretraining curves when its run folder is
+here, and the full provenance record."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import gradio as gr
 
 from train.monitor import read_metrics
 from workbench.context import AppContext
+from workbench.decoder_hint import decoder_hint
 from workbench.guard import user_errors
 from workbench.paths import REPO_ROOT, shown
 from workbench.plots import collapse_figure, loss_figure
@@ -59,14 +61,24 @@ class ModelHandlers:
         provenance = bundle.provenance
         records = pretrain_metrics(provenance)
         decoder = provenance.get("decoder") or {}
+        if bundle.has_decoder:
+            about_decoder = (
+                f"Decoder: {decoder.get('steps', '?')} steps, final loss "
+                f"{_rounded(decoder.get('final_loss'))}. Created {provenance.get('created', '?')} "
+                f"at commit `{provenance.get('git_commit', '?')}`."
+            )
+        else:
+            about_decoder = (
+                "**No pixel decoder**: Features, Physics and Embeddings work as usual; Predict "
+                "shows the predicted latents in PCA colours instead of pixels. "
+                + decoder_hint(bundle)
+            )
         lines = [
             f"**{entry.label}** — `{shown(entry.path)}`",
             "",
             bundle.summary() + ".",
             "",
-            f"Decoder: {decoder.get('steps', '?')} steps, final loss "
-            f"{_rounded(decoder.get('final_loss'))}. Created {provenance.get('created', '?')} "
-            f"at commit `{provenance.get('git_commit', '?')}`.",
+            about_decoder,
         ]
         if not records:
             lines += ["", "The pretraining run's metrics are not on this machine."]

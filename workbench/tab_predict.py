@@ -1,6 +1,7 @@
 """Predict: load a clip, pick the frame window, paint a region (or choose a preset mask), and see
 what the model predicts there, decoded into pixels, next to the original and the masked input,
-with the per-frame surprise.
+with the per-frame surprise. A model without a decoder shows its predicted latents next to the
+target latents, in the same PCA colours.
 
 `PredictHandlers` holds the tab's logic as plain methods (numpy in, files and figures out), so
 tests call them without a browser; `build` lays out the components and wires the events.
@@ -206,10 +207,14 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> tuple[PredictHandlers, dict[s
         original = gr.Video(label="Original", autoplay=True, loop=True, elem_id="video-original")
         masked = gr.Video(label="Masked context", autoplay=True, loop=True, elem_id="video-masked")
         predicted = gr.Video(
-            label="Prediction (decoded)", autoplay=True, loop=True, elem_id="video-prediction"
+            label="Prediction (decoded; without a decoder: target | predicted latents)",
+            autoplay=True,
+            loop=True,
+            elem_id="video-prediction",
         )
     frame_strip = gr.Image(
-        label="Frames: original / masked context / prediction",
+        label="Frames: original / masked context / prediction (without a decoder: target "
+        "latents / predicted latents, PCA colours)",
         elem_id="frame-strip",
         height=STRIP_PX * 3 + 60,
     )

@@ -5,6 +5,7 @@ because the work happens in another process and the page only reads its metrics.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -76,6 +77,12 @@ class TrainHandlers:
     def fit_decoder(self, run_dir: str | None, steps: int = DEFAULT_DECODER_STEPS) -> str:
         if not run_dir:
             raise ValueError("pick a finished training run to fit a decoder on")
+        # The page sends a server path: only runs under the app's runs folder are accepted.
+        if not Path(run_dir).resolve().is_relative_to(self.ctx.runs_dir.resolve()):
+            raise ValueError(
+                f"pick a run from the list: decoders are fitted only on runs in "
+                f"{shown(self.ctx.runs_dir)}/"
+            )
         job = self.ctx.jobs.start_decoder_fit(run_dir, int(_given(steps, "Decoder steps")))
         return f"Started a decoder fit on **{job.run_dir.name}** into `{shown(job.out_dir)}`."
 

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from train.checkpoint import LATEST
 from train.config import ConfigError, load_config
 from train.monitor import read_metrics
+from train.run_dir import LOCK_NAME, RunLock
 from workbench.bundles import BUNDLE_NAME
 from workbench.paths import shown
+from workbench.runs import core_runs as core_runs  # the Train tab's and tests' import
+from workbench.runs import is_core_run
 
 STRATEGIES = ("multiblock", "random_tube", "causal")
 DECODER_DIR = "decoder"
@@ -86,26 +87,6 @@ def train_overrides(request: TrainRequest, run_dir: Path) -> list[str]:
         ]
     load_config(request.preset, overrides)  # raises ConfigError naming the key
     return overrides
-
-
-def is_core_run(path: Path) -> bool:
-    """A directory `python -m train` wrote (not a decoder fit, which has the same layout)."""
-    config = path / "config.yaml"
-    if not (path / "checkpoints" / LATEST).is_file() or not config.is_file():
-        return False
-    data = yaml.safe_load(config.read_text()) or {}
-    return isinstance(data, dict) and "mask" in data and "latents" not in data
-
-
-def core_runs(runs_dir: Path) -> list[Path]:
-    """Core run directories under `runs_dir` (any depth), sorted by path."""
-    if not runs_dir.is_dir():
-        return []
-    return sorted(
-        p.parent.parent
-        for p in runs_dir.rglob(f"checkpoints/{LATEST}")
-        if is_core_run(p.parent.parent)
-    )
 
 
 @dataclass
@@ -170,6 +151,11 @@ class JobManager:
             raise ConfigError(
                 f"a run named {name} already exists in {shown(self.runs_dir)}; pick a new name"
             )
+        if (run_dir / LOCK_NAME).exists():
+            # Another process (a second app, a CLI training) may be in it before its first
+            # checkpoint: its lock says so. The child takes the lock itself for its whole run.
+            with RunLock(run_dir):
+                pass
         overrides = train_overrides(request, run_dir)
         command = [self.python, "-m", "train", request.preset, *overrides]
         then = int(request.decoder_steps) if request.fit_decoder else None

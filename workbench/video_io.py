@@ -2,8 +2,13 @@
 browser-playable H.264 mp4 files.
 
 Reading goes through the core's decord reader (train/data/video.py), which resizes inside the
-decoder: a 4K upload is never held at 4K. Only the first `max_seconds` are decoded. Writing uses
-PyAV's libx264 in yuv420p, what every browser plays; there is no ffmpeg binary to call.
+decoder: a 4K upload is never held at 4K. What an upload may cost is bounded by pixels, not by
+the file's size: each frame is decoded with its short side at most 256 px and at most
+`FRAME_PIXELS` pixels (an 8192 x 256 frame comes out 1932 x 60), and a clip holds at most
+`MAX_DECODE_PIXELS` pixels in all (about 105 MB of RGB), so only the first `max_seconds`, at
+most `MAX_FRAMES` frames, and fewer for very large frames, are decoded. They are decoded in
+chunks straight into the clip's array: no second full-size copy. Writing uses PyAV's libx264
+in yuv420p, what every browser plays; there is no ffmpeg binary to call.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import av
 import numpy as np
 
 from train.data.files import UnreadableError
-from train.data.video import VIDEO_EXTENSIONS, open_video, read_frames
+from train.data.video import VIDEO_EXTENSIONS, OpenVideo, open_video, read_frames
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 MAX_SECONDS = 10.0
@@ -28,6 +33,11 @@ MAX_FRAMES = 300
 # Frames are decoded with the short side at most this: above every model size the app shows
 # (the largest preset is 224 px), small enough to keep a 10 s clip in memory.
 DECODE_SHORT_SIDE = 256
+# ...and with at most this many pixels (a 16:9 frame at 256 px): a very wide or tall frame
+# shrinks further. A clip holds at most MAX_DECODE_PIXELS pixels, 3 bytes each (~105 MB).
+FRAME_PIXELS = 256 * 456
+MAX_DECODE_PIXELS = MAX_FRAMES * FRAME_PIXELS
+DECODE_CHUNK = 16  # frames decoded at once
 FALLBACK_FPS = 25.0
 
 
@@ -40,7 +50,7 @@ class Video:
     frames: np.ndarray  # uint8 [T, H, W, 3]
     fps: float
     name: str
-    source_size: tuple[int, int]  # (width, height) stored in the file
+    source_size: tuple[int, int]  # (width, height) as displayed (rotation applied)
     total_frames: int  # frames in the file; more than len(frames) when cut to max_seconds
 
     @property
@@ -63,7 +73,8 @@ def read_video(
     short_side: int = DECODE_SHORT_SIDE,
     max_bytes: int = MAX_UPLOAD_BYTES,
 ) -> Video:
-    """The first `max_seconds` of a video file as RGB frames, short side at most `short_side`."""
+    """The first `max_seconds` of a video file as RGB frames, short side at most `short_side`,
+    bounded in pixels (see the module docstring). Messages name the file by its name only."""
     path = Path(path)
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise VideoError(
@@ -76,19 +87,42 @@ def read_video(
             f"{max_bytes / 2**20:.0f} MiB: cut or compress it first"
         )
     try:
-        video = open_video(path, short_side, threads=1)
+        video = open_video(path, short_side, threads=1, max_pixels=FRAME_PIXELS)
         fps = video.fps if math.isfinite(video.fps) and video.fps > 0 else FALLBACK_FPS
-        count = min(video.num_frames, MAX_FRAMES, max(1, math.ceil(max_seconds * fps)))
-        frames = read_frames(video, path, range(count))
+        width, height = video.decode_size
+        count = min(
+            video.num_frames,
+            MAX_FRAMES,
+            max(1, math.ceil(max_seconds * fps)),
+            max(1, MAX_DECODE_PIXELS // (width * height)),
+        )
+        frames = _decode(video, path, count)
     except UnreadableError as err:
-        raise VideoError(f"{path.name} cannot be read: {err.reason}") from None
+        # The upload's server path (a temporary folder) is no business of the page's.
+        reason = err.reason.replace(os.fspath(path), path.name)
+        raise VideoError(f"{path.name} cannot be read: {reason}") from None
     return Video(
-        frames=frames.permute(1, 2, 3, 0).numpy(),
+        frames=frames,
         fps=fps,
         name=path.name,
         source_size=video.source_size,
         total_frames=video.num_frames,
     )
+
+
+def _decode(video: OpenVideo, path: Path, count: int) -> np.ndarray:
+    """Frames 0..count-1 as uint8 [T, H, W, 3], decoded DECODE_CHUNK at a time into one array."""
+
+    def chunk(first: int) -> np.ndarray:
+        indices = range(first, min(first + DECODE_CHUNK, count))
+        return read_frames(video, path, indices).permute(1, 2, 3, 0).numpy()
+
+    head = chunk(0)
+    frames = np.empty((count, *head.shape[1:]), dtype=np.uint8)
+    frames[: len(head)] = head
+    for first in range(len(head), count, DECODE_CHUNK):
+        frames[first : first + DECODE_CHUNK] = chunk(first)
+    return frames
 
 
 def _even(frames: np.ndarray) -> np.ndarray:

@@ -100,14 +100,34 @@ def list_media(root: Path, extensions: Sequence[str]) -> list[Path]:
     """Files below `root` with one of `extensions` (any case), sorted by path.
 
     Hidden files and folders are left out: they are mostly editor or OS debris such as macOS
-    "._clip.mp4" resource forks, which carry a video suffix but no video.
+    "._clip.mp4" resource forks, which carry a video suffix but no video. Names with a media
+    suffix that are no files (a folder called x.mp4, a link loop, a broken link) are left out
+    with one warning.
     """
 
-    def wanted(path: Path) -> bool:
-        hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
-        return path.suffix.lower() in extensions and not hidden and path.is_file()
+    candidates = [
+        path
+        for path in root.rglob("*")
+        if path.suffix.lower() in extensions
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    ]
+    files = [path for path in candidates if path.is_file()]
+    if len(files) < len(candidates):
+        _warn_not_files([path for path in candidates if not path.is_file()], root)
+    return sorted(files)
 
-    return sorted(path for path in root.rglob("*") if wanted(path))
+
+def _warn_not_files(paths: list[Path], root: Path) -> None:
+    """One warning per folder and process for names with a media suffix that are no files."""
+
+    def what(path: Path) -> str:
+        if path.is_dir():
+            return "a folder"
+        return "a link loop or a broken link" if path.is_symlink() else "not a regular file"
+
+    shown = "; ".join(f"{display_name(p, root)} ({what(p)})" for p in sorted(paths)[:5])
+    more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+    warn_once(f"ignored {len(paths)} entries under {root} that are no files: {shown}{more}", root)
 
 
 def no_media_message(root: Path, extensions: Sequence[str], kind: str) -> str:

@@ -3,7 +3,7 @@
 Every .jpg/.jpeg/.png/.bmp/.webp below the folder (recursive, hidden files skipped, sorted) is
 one item. Images are decoded with PIL: JPEGs are decoded directly at a reduced scale when they
 are much larger than needed (`Image.draft`), EXIF rotation is applied, and grey, palette and
-RGBA images become RGB.
+RGBA images become RGB; 16-bit (and other high-bit-depth) images are scaled to 8 bits.
 
 Clips are [3, T, H, W] uint8 with T = `num_frames`: 1 for an image model, or the same frame
 repeated `num_frames` times when the model expects video-shaped input (a still "video" whose
@@ -55,7 +55,7 @@ def load_image(path: Path, short_side: int) -> torch.Tensor:
     try:
         with Image.open(path) as image:
             image.draft("RGB", decode_size(*image.size, short_side))
-            rgb = ImageOps.exif_transpose(image).convert("RGB")
+            rgb = as_rgb8(ImageOps.exif_transpose(image))
     except FileNotFoundError:
         raise UnreadableError(path, "file not found") from None
     except UnidentifiedImageError:
@@ -67,6 +67,25 @@ def load_image(path: Path, short_side: int) -> torch.Tensor:
     frame = torch.from_numpy(np.array(rgb))  # [H, W, 3]; a writable copy
     # [C, T, H, W] view of [H, W, C] memory: channels-last for the resize kernels.
     return frame.permute(2, 0, 1).unsqueeze(1)
+
+
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def as_rgb8(image: Image.Image) -> Image.Image:
+    """An 8-bit RGB image. High-bit-depth pictures are scaled to 0..255, not clipped (PIL's
+    own conversion clips a 16-bit grey PNG to almost pure white): 16-bit modes by 255/65535;
+    32-bit integer ("I") by the same when a value exceeds 255 (a 16-bit file), else kept;
+    floating point ("F") by 255 when its values lie in [0, 1], else clipped to 0..255."""
+    if image.mode not in (*SIXTEEN_BIT_MODES, "I", "F"):
+        return image.convert("RGB")
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and values.max(initial=0) > 255):
+        values = values * (255.0 / 65535.0)
+    elif image.mode == "F" and values.size and values.min() >= 0.0 and values.max() <= 1.0:
+        values = values * 255.0
+    grey = np.clip(np.rint(np.nan_to_num(values)), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, "L").convert("RGB")
 
 
 def _is_empty(path: Path) -> bool:

@@ -37,7 +37,15 @@ def read_list_file(list_file: Path) -> VideoList:
     paths: list[Path] = []
     raw_labels: list[str] = []
     unlabelled_lines: list[int] = []
-    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+    try:
+        text = list_file.read_text()
+    except UnicodeDecodeError:
+        # Python's message quotes the offending byte: say what the file is instead.
+        raise DataError(
+            f"list file {list_file} is not UTF-8 text: give a folder of videos, a video, or a "
+            "text file of `path [label]` lines"
+        ) from None
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue

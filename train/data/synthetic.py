@@ -79,6 +79,9 @@ class SceneObject:
     # float32 [T, 2]: positions[t + 1] = positions[t] + velocities[t] unless a wall is hit
     # in between, which reflects both.
     velocities: torch.Tensor
+    # bool [T]: the frames it is drawn in; None: every frame. The physics yardstick
+    # (train/data/violations.py) uses it to make objects vanish or change mid-clip.
+    visible: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -418,6 +421,8 @@ class PhysicsWorld:
         offsets = pixels - (centre - 0.5)  # from the object's centre to each pixel centre
         dx, dy = offsets[:, 0].unsqueeze(1), offsets[:, 1].unsqueeze(2)
         alpha = (0.5 - _signed_distance(obj.shape, dx, dy, obj.radius)).clamp_(0.0, 1.0)
+        if obj.visible is not None:
+            alpha.mul_(obj.visible.to(alpha.dtype).view(-1, 1, 1))
 
         cols, rows = pixels.long().unbind(1)  # [T, window] each
         flat_index = (self._frame_starts + rows.unsqueeze(2) * size + cols.unsqueeze(1)).view(-1)

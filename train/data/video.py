@@ -26,6 +26,7 @@ order until one reads (at most `probe_limit`), so a folder of nothing readable i
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import os
@@ -72,22 +73,57 @@ ShortVideoPolicy = Literal["repeat_last", "skip"]
 # Decoding.
 
 
-def decode_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(width, height) with the short side at `short_side` and the aspect kept; never enlarged."""
+def decode_size(
+    width: int, height: int, short_side: int, max_pixels: int | None = None
+) -> tuple[int, int]:
+    """(width, height) with the short side at most `short_side` and, when given, width x height
+    at most `max_pixels` (a very wide or tall frame shrinks further); aspect kept, never
+    enlarged."""
     if min(width, height) <= short_side:
-        return width, height
-    if width <= height:
-        return short_side, max(1, round(height * short_side / width))
-    return max(1, round(width * short_side / height)), short_side
+        out_w, out_h = width, height
+    elif width <= height:
+        out_w, out_h = short_side, max(1, round(height * short_side / width))
+    else:
+        out_w, out_h = max(1, round(width * short_side / height)), short_side
+    if max_pixels is not None and out_w * out_h > max_pixels:
+        scale = math.sqrt(max_pixels / (out_w * out_h))
+        out_w, out_h = max(1, math.floor(out_w * scale)), max(1, math.floor(out_h * scale))
+    return out_w, out_h
+
+
+@functools.lru_cache(maxsize=65_536)
+def display_rotation(path: str, size: int, mtime_ns: int) -> int:
+    """The first video stream's display rotation in degrees (0, 90, 180 or 270), as phones
+    record it: read from its first decoded frame, once per file version and process (the
+    arguments besides `path` only key the cache). 0 when no frame decodes: decord then says
+    what is wrong with the file."""
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            for frame in container.decode(video=0):
+                return round(frame.rotation or 0) % 360
+    except (av.FFmpegError, ValueError, IndexError):
+        return 0
+    return 0
 
 
 def read_frame_size(path: Path) -> tuple[int, int]:
-    """(width, height) of the first video stream, from the container header only.
+    """(width, height) of the first video stream as displayed: from the container header, with
+    the sides swapped for a picture rotated by 90 or 270 degrees (decord outputs the rotated
+    picture, and must be asked for a size in its orientation, or it squashes it).
 
     decord cannot tell the size before decoding a frame, and its resize does not keep aspect, so
     PyAV reads the header. A tiny probe size keeps this at ~1 ms; formats that need more
-    probing to know the size are retried with FFmpeg's defaults.
+    probing to know the size are retried with FFmpeg's defaults. The rotation costs one decoded
+    frame per file and process.
     """
+    width, height = _stored_frame_size(path)
+    stat = os.stat(path)
+    if display_rotation(os.fspath(path), stat.st_size, stat.st_mtime_ns) in (90, 270):
+        return height, width
+    return width, height
+
+
+def _stored_frame_size(path: Path) -> tuple[int, int]:
     try:
         size = os.path.getsize(path)
     except FileNotFoundError:
@@ -117,26 +153,33 @@ def read_frame_size(path: Path) -> tuple[int, int]:
     raise UnreadableError(path, "the container does not say the frame size")
 
 
-def decord_message(err: Exception, limit: int = 200) -> str:
-    """decord's first message line without its "[time] source.cc:line:" prefix, shortened."""
+def decord_message(err: Exception, path: Path | None = None, limit: int = 200) -> str:
+    """decord's first message line without its "[time] source.cc:line:" prefix, shortened.
+    decord names the file by its full path; with `path` given, by its name only (the caller
+    names the file already, and a web client must not learn the server's folders)."""
     lines = str(err).strip().splitlines()
     message = re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", lines[0] if lines else repr(err))
+    if path is not None:
+        message = message.replace(os.fspath(path), path.name)
     return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
 class OpenVideo:
     reader: decord.VideoReader
-    source_size: tuple[int, int]  # (width, height) stored in the file
+    source_size: tuple[int, int]  # (width, height) as displayed (rotation applied)
     decode_size: tuple[int, int]  # (width, height) the decoder outputs
     num_frames: int
     fps: float
 
 
-def open_video(path: Path, short_side: int, threads: int) -> OpenVideo:
-    """A decord reader that outputs frames with the short side at most `short_side`."""
+def open_video(
+    path: Path, short_side: int, threads: int, max_pixels: int | None = None
+) -> OpenVideo:
+    """A decord reader that outputs frames with the short side at most `short_side` (and at
+    most `max_pixels` pixels a frame, when given; see `decode_size`)."""
     width, height = read_frame_size(path)
-    out_w, out_h = decode_size(width, height, short_side)
+    out_w, out_h = decode_size(width, height, short_side, max_pixels)
     if out_w < MIN_DECODE_WIDTH:  # enlarge rather than trip decord's size bug (tiny files only)
         out_w, out_h = MIN_DECODE_WIDTH, max(1, round(height * MIN_DECODE_WIDTH / width))
     resized = (out_w, out_h) != (width, height)
@@ -152,7 +195,7 @@ def open_video(path: Path, short_side: int, threads: int) -> OpenVideo:
     # decord raises DECORDError or RuntimeError, and asserts a positive frame count.
     except (DECORDError, RuntimeError, AssertionError) as err:
         raise UnreadableError(
-            path, f"cannot decode, truncated or damaged? (decord: {decord_message(err)})"
+            path, f"cannot decode, truncated or damaged? (decord: {decord_message(err, path)})"
         ) from None
     if len(reader) < 1:
         raise UnreadableError(path, "no frames")
@@ -166,7 +209,8 @@ def read_frames(video: OpenVideo, path: Path, indices: Sequence[int]) -> torch.T
         batch = video.reader.get_batch(wanted).asnumpy()  # [T, H, W, 3]
     except (DECORDError, RuntimeError, IndexError) as err:
         raise UnreadableError(
-            path, f"cannot decode frames {wanted[0]}..{wanted[-1]} (decord: {decord_message(err)})"
+            path,
+            f"cannot decode frames {wanted[0]}..{wanted[-1]} (decord: {decord_message(err, path)})",
         ) from None
     frames = torch.from_numpy(batch)
     if len(wanted) != len(indices):

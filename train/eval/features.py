@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,11 +112,16 @@ def cached_splits(
     path = cache_dir / f"features-{cache_key(settings)}.pt"
     expected = json.loads(json.dumps(settings))
     if path.exists():
-        state = torch.load(path, weights_only=True)
-        if state.get("settings") == expected and state.get("format") == FEATURE_FORMAT:
-            log.info("features from cache %s", path)
-            return FeatureSet.from_state(state["train"]), FeatureSet.from_state(state["val"])
-        log.warning("cache file %s holds other settings; extracting again", path)
+        try:
+            state = torch.load(path, weights_only=True)
+            if state.get("settings") == expected and state.get("format") == FEATURE_FORMAT:
+                log.info("features from cache %s", path)
+                return FeatureSet.from_state(state["train"]), FeatureSet.from_state(state["val"])
+            log.warning("cache file %s holds other settings; extracting again", path)
+        except (RuntimeError, EOFError, KeyError, pickle.UnpicklingError, AttributeError) as err:
+            # Truncated by a kill or a full disk, or not ours: a miss, rebuilt and replaced.
+            log.warning("cache file %s is unreadable (%s); extracting again", path, err)
+            path.unlink(missing_ok=True)
     train, val = compute()
     atomic_save(
         {

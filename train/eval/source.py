@@ -11,12 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from train.checkpoint import LATEST
 from train.config import Config
-from train.models import VisionTransformer, build_encoder
-from train.pretrained import Pretrained, load_pretrained
+from train.models import VisionTransformer
+from train.pretrained import Pretrained, initial_models, load_pretrained
 
 
 class RunNotFoundError(FileNotFoundError):
@@ -73,12 +71,9 @@ def open_source(path: str | Path) -> EvalSource:
 def initial_encoder(cfg: Config) -> VisionTransformer:
     """The encoder exactly as the run initialised it at step 0 (the untrained baseline).
 
-    The trainer seeds the global RNG with the run's seed right before building the encoder;
-    this repeats that inside a forked RNG, so the caller's random state is left untouched.
+    See `train.pretrained.initial_models`.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        return build_encoder(cfg.model).eval().requires_grad_(False)
+    return initial_models(cfg).encoder.requires_grad_(False)
 
 
 def choose_encoder(pretrained: Pretrained, which: str) -> VisionTransformer:

@@ -39,6 +39,7 @@ def build_encoder(cfg: ModelConfig) -> VisionTransformer:
         num_heads=cfg.num_heads,
         mlp_ratio=cfg.mlp_ratio,
         checkpoint_activations=cfg.checkpoint_activations,
+        positions=cfg.positions,
     )
 
 
@@ -52,8 +53,9 @@ def build_predictor(
         pred_embed_dim=cfg.pred_embed_dim,
         depth=cfg.pred_depth,
         num_heads=cfg.pred_num_heads,
-        mlp_ratio=cfg.mlp_ratio,
+        mlp_ratio=cfg.pred_mlp_ratio or cfg.mlp_ratio,
         num_mask_tokens=num_mask_tokens,
         out_dim=out_dim,
         checkpoint_activations=cfg.checkpoint_activations,
+        positions=cfg.positions,
     )

@@ -16,8 +16,12 @@ class JEPA(nn.Module):
         self.encoder = encoder
         self.predictor = predictor
 
-    def forward(self, clips: torch.Tensor, masks: list[MaskSet]) -> list[torch.Tensor]:
-        """One prediction [B, Nt, out] per mask set, each from its own context.
+    def forward(
+        self, clips: torch.Tensor, masks: list[MaskSet], return_contexts: bool = False
+    ) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """One prediction [B, Nt, out] per mask set, each from its own context; with
+        `return_contexts`, also the encoder's context features [B, Nc, D] of each set (what a
+        regulariser of the embeddings reads).
 
         Tubelets are embedded once and shared by all mask sets; the blocks run per mask set
         because each set leaves a different context visible.
@@ -25,20 +29,22 @@ class JEPA(nn.Module):
         clips = self.encoder.as_clip(clips)
         grid = self.encoder.patch_embed.grid(clips.shape)
         tokens = self.encoder.embed(clips)
-        predictions = []
+        predictions, contexts = [], []
         for mask_index, m in enumerate(masks):
+            context_valid, target_valid = m.attention_validity(tokens.shape[1])
             context = self.encoder.encode_tokens(
-                gather_tokens(tokens, m.context_idx), m.context_valid
+                gather_tokens(tokens, m.context_idx), context_valid, m.context_idx, grid
             )
+            contexts.append(context)
             predictions.append(
                 self.predictor(
                     context,
                     m.context_idx,
                     m.target_idx,
-                    context_valid=m.context_valid,
-                    target_valid=m.target_valid,
+                    context_valid=context_valid,
+                    target_valid=target_valid,
                     mask_index=mask_index,
                     grid=grid,
                 )
             )
-        return predictions
+        return (predictions, contexts) if return_contexts else predictions

@@ -4,6 +4,8 @@ Context tokens (encoder outputs projected to the predictor width, plus their pos
 learned mask tokens (one per mask set, plus the target positions) attend jointly; the outputs at
 the target positions are normed and projected back to the encoder width (or to the pixel width
 of a tubelet when the objective regresses pixels). Names match the released V-JEPA predictor.
+With `positions="rope"` nothing is added to the tokens: every block turns queries and keys by the
+3-D RoPE of each token's place on the grid (its context or target index), as V-JEPA 2's does.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import torch
 from torch import nn
 
 from train.models.positions import sincos_3d
+from train.models.rope import check_head_dim, grid_positions
 from train.models.vit import (
     LAYER_NORM_EPS,
+    POSITION_SCHEMES,
     Block,
     gather_tokens,
     init_transformer_weights,
@@ -35,16 +39,26 @@ class Predictor(nn.Module):
         num_mask_tokens: int = 2,
         out_dim: int | None = None,
         checkpoint_activations: bool = False,
+        positions: str = "sincos",
     ):
         super().__init__()
+        if positions not in POSITION_SCHEMES:
+            raise ValueError(f"unknown positions {positions!r}; use one of {POSITION_SCHEMES}")
         self.grid_size = tuple(grid_size)
         self.checkpoint_activations = checkpoint_activations
+        self.positions = positions
         self.predictor_embed = nn.Linear(embed_dim, pred_embed_dim)
         # Zero-initialised: every masked position starts as "position only", as in V-JEPA.
         self.mask_tokens = nn.ParameterList(
             nn.Parameter(torch.zeros(1, 1, pred_embed_dim)) for _ in range(num_mask_tokens)
         )
-        self.register_buffer("predictor_pos_embed", sincos_3d(pred_embed_dim, self.grid_size)[None])
+        if positions == "rope":
+            check_head_dim(pred_embed_dim, num_heads)
+            self.predictor_pos_embed = None
+        else:
+            uniform = positions == "sincos_uniform"
+            table = sincos_3d(pred_embed_dim, self.grid_size, uniform)[None]
+            self.register_buffer("predictor_pos_embed", table)
         self.predictor_blocks = nn.ModuleList(
             Block(pred_embed_dim, num_heads, mlp_ratio) for _ in range(depth)
         )
@@ -70,10 +84,18 @@ class Predictor(nn.Module):
                 f"mask_index {mask_index} out of range: this predictor has "
                 f"{len(self.mask_tokens)} mask tokens (one per mask set)"
             )
-        positions = positions_for(self.predictor_pos_embed, self.grid_size, grid or self.grid_size)
-        positions = positions.expand(context.shape[0], -1, -1)
-        ctx = self.predictor_embed(context) + gather_tokens(positions, context_idx)
-        tgt = self.mask_tokens[mask_index] + gather_tokens(positions, target_idx)
+        grid = grid or self.grid_size
+        ctx = self.predictor_embed(context)
+        tgt = self.mask_tokens[mask_index].expand(target_idx.shape[0], target_idx.shape[1], -1)
+        rope_positions = None
+        if self.predictor_pos_embed is None:
+            rope_positions = grid_positions(torch.cat([context_idx, target_idx], dim=1), grid)
+        else:
+            uniform = self.positions == "sincos_uniform"
+            positions = positions_for(self.predictor_pos_embed, self.grid_size, grid, uniform)
+            positions = positions.expand(context.shape[0], -1, -1)
+            ctx = ctx + gather_tokens(positions, context_idx)
+            tgt = tgt + gather_tokens(positions, target_idx)
         x = torch.cat([ctx, tgt], dim=1)
         valid = None
         if context_valid is not None or target_valid is not None:
@@ -85,7 +107,7 @@ class Predictor(nn.Module):
                 dim=1,
             )
         checkpointing = self.checkpoint_activations and self.training
-        x = run_blocks(self.predictor_blocks, x, valid, checkpointing)
+        x = run_blocks(self.predictor_blocks, x, valid, checkpointing, rope_positions)
         x = self.predictor_norm(x[:, ctx.shape[1] :])
         return self.predictor_proj(x)
 

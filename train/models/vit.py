@@ -1,4 +1,8 @@
-"""Video Vision Transformer: tubelet embedding, fixed 3-D sin-cos positions, pre-norm blocks.
+"""Video Vision Transformer: tubelet embedding, 3-D positions, pre-norm blocks.
+
+Positions (`positions=`): a fixed sin-cos table added to the tokens (`sincos`, `sincos_uniform`;
+see positions.py), or V-JEPA 2's 3-D RoPE on queries and keys in every block (`rope`; see
+rope.py), which needs no table and takes each token's position from its index on the grid.
 
 Parameter names follow timm and the released V-JEPA weights (`patch_embed.proj`, `pos_embed`,
 `blocks.N.norm1`, `blocks.N.attn.qkv`, `blocks.N.attn.proj`, `blocks.N.mlp.fc1/fc2`, `norm`) so
@@ -16,8 +20,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from train.models.positions import sincos_3d
+from train.models.rope import all_positions, apply_rope, check_head_dim, grid_positions, rope_angles
 
 LAYER_NORM_EPS = 1e-6
+POSITION_SCHEMES = ("sincos", "sincos_uniform", "rope")
 
 
 def gather_tokens(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -28,9 +34,11 @@ def gather_tokens(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def key_padding_mask(valid: torch.Tensor | None) -> torch.Tensor | None:
     """[B, N] validity -> the boolean attention mask SDPA broadcasts over heads and queries.
 
-    None when every token is valid, so SDPA may pick its fastest (flash) kernel.
+    Callers that know nothing is padded pass None (no mask, so SDPA may pick its fastest kernel;
+    see MaskSet.attention_validity). The values are not inspected here: reading them would stop
+    the host until the device catches up, on every forward.
     """
-    if valid is None or bool(valid.all()):
+    if valid is None:
         return None
     return valid[:, None, None, :]
 
@@ -68,10 +76,19 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=True)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        rope_positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`rope_positions` [B or 1, N, 3]: turn queries and keys by 3-D RoPE (rope.py)."""
         b, n, d = x.shape
         qkv = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        if rope_positions is not None:
+            cos, sin = rope_angles(rope_positions, q.shape[-1], q.dtype)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.proj(x.transpose(1, 2).reshape(b, n, d))
 
@@ -95,30 +112,52 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.mlp = MLP(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), attn_mask)
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        rope_positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), attn_mask, rope_positions)
         return x + self.mlp(self.norm2(x))
 
 
 def run_blocks(
-    blocks: nn.ModuleList, x: torch.Tensor, valid: torch.Tensor | None, checkpointing: bool
+    blocks: nn.ModuleList,
+    x: torch.Tensor,
+    valid: torch.Tensor | None,
+    checkpointing: bool,
+    rope_positions: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Blocks in order; with `checkpointing`, activations are recomputed in backward to save
-    memory (about one extra forward of compute)."""
+    memory (about one extra forward of compute). `rope_positions` [B or 1, N, 3] are the
+    tokens' grid positions when the blocks use 3-D RoPE."""
     attn_mask = key_padding_mask(valid)
     for block in blocks:
         if checkpointing and torch.is_grad_enabled():
-            x = checkpoint(block, x, attn_mask, use_reentrant=False)
+            x = checkpoint(block, x, attn_mask, rope_positions, use_reentrant=False)
         else:
-            x = block(x, attn_mask)
+            x = block(x, attn_mask, rope_positions)
     return x
 
 
-def positions_for(table: torch.Tensor, base_grid: tuple, grid: tuple) -> torch.Tensor:
-    """The stored [1, N, D] table, or the exact sin-cos table of another grid."""
+def positions_for(
+    table: torch.Tensor, base_grid: tuple, grid: tuple, uniform: bool = False
+) -> torch.Tensor:
+    """The stored [1, N, D] table, or the exact sin-cos table of another grid (with the uniform
+    split of V-JEPA 1 when `uniform`)."""
     if tuple(grid) == tuple(base_grid):
         return table
-    return sincos_3d(table.shape[-1], tuple(grid)).to(table)[None]
+    return sincos_3d(table.shape[-1], tuple(grid), uniform).to(table)[None]
+
+
+def rope_positions_for(
+    index: torch.Tensor | None, grid: tuple[int, int, int], device: torch.device
+) -> torch.Tensor:
+    """Grid positions [B or 1, N, 3] of the tokens at `index` [B, N] (None: every token)."""
+    if index is None:
+        return all_positions(grid, device)
+    return grid_positions(index, grid)
 
 
 def init_transformer_weights(module: nn.Module, blocks: nn.ModuleList) -> None:
@@ -151,14 +190,23 @@ class VisionTransformer(nn.Module):
         num_heads: int = 16,
         mlp_ratio: float = 4.0,
         checkpoint_activations: bool = False,
+        positions: str = "sincos",
     ):
         super().__init__()
+        if positions not in POSITION_SCHEMES:
+            raise ValueError(f"unknown positions {positions!r}; use one of {POSITION_SCHEMES}")
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.checkpoint_activations = checkpoint_activations
+        self.positions = positions
         self.patch_embed = PatchEmbed(patch_size, tubelet_size, in_chans, embed_dim)
         self.grid_size = self.patch_embed.grid((num_frames, img_size, img_size))
-        self.register_buffer("pos_embed", sincos_3d(embed_dim, self.grid_size)[None])
+        if positions == "rope":
+            check_head_dim(embed_dim, num_heads)
+            self.pos_embed = None
+        else:
+            table = sincos_3d(embed_dim, self.grid_size, uniform=positions == "sincos_uniform")
+            self.register_buffer("pos_embed", table[None])
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPS)
         init_transformer_weights(self, self.blocks)
@@ -176,17 +224,33 @@ class VisionTransformer(nn.Module):
         return x
 
     def embed(self, clip: torch.Tensor) -> torch.Tensor:
-        """Tubelet tokens plus positions, [B, N, D], for the whole clip."""
+        """Tubelet tokens plus positions, [B, N, D], for the whole clip (with RoPE the tokens
+        alone: positions enter in the blocks)."""
         clip = self.as_clip(clip)
         grid = self.patch_embed.grid(clip.shape)
-        return self.patch_embed(clip) + positions_for(self.pos_embed, self.grid_size, grid)
+        tokens = self.patch_embed(clip)
+        if self.pos_embed is None:
+            return tokens
+        uniform = self.positions == "sincos_uniform"
+        return tokens + positions_for(self.pos_embed, self.grid_size, grid, uniform)
 
     def encode_tokens(
-        self, tokens: torch.Tensor, valid: torch.Tensor | None = None
+        self,
+        tokens: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        token_idx: torch.Tensor | None = None,
+        grid: tuple[int, int, int] | None = None,
     ) -> torch.Tensor:
-        """Blocks and final norm over already embedded (and possibly gathered) tokens."""
+        """Blocks and final norm over already embedded (and possibly gathered) tokens.
+
+        With RoPE the blocks need each token's place: `token_idx` [B, N], the tokens' indices on
+        `grid` (default: the configured grid); None means all tokens of the grid, in order.
+        """
         checkpointing = self.checkpoint_activations and self.training
-        return self.norm(run_blocks(self.blocks, tokens, valid, checkpointing))
+        rope_positions = None
+        if self.positions == "rope":
+            rope_positions = rope_positions_for(token_idx, grid or self.grid_size, tokens.device)
+        return self.norm(run_blocks(self.blocks, tokens, valid, checkpointing, rope_positions))
 
     def forward(
         self,
@@ -198,7 +262,8 @@ class VisionTransformer(nn.Module):
 
         `keep_valid` [B, K] marks padding in `keep`: padded entries are not attended to.
         """
+        clip = self.as_clip(clip)
         tokens = self.embed(clip)
         if keep is not None:
             tokens = gather_tokens(tokens, keep)
-        return self.encode_tokens(tokens, keep_valid)
+        return self.encode_tokens(tokens, keep_valid, keep, self.patch_embed.grid(clip.shape))

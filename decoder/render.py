@@ -22,7 +22,7 @@ from decoder.bundle import Bundle
 from decoder.clips import channels_last, check_model_clip
 from decoder.inference import pixels_to_clips
 from decoder.latents import predicted_latents, target_latents, token_mask_set
-from decoder.masks import check_token_mask, token_mask_to_pixels
+from decoder.masks import TokenGeometry, check_token_mask, token_mask_to_pixels
 from train.data import normalize_clip
 
 OUTLINE_COLOUR = (255, 221, 0)
@@ -62,6 +62,22 @@ def _paint(frames: torch.Tensor, where: torch.Tensor, colour: tuple[int, int, in
     return out
 
 
+def masked_surprise(
+    predicted: torch.Tensor,
+    target: torch.Tensor,
+    target_idx: torch.Tensor,
+    geometry: TokenGeometry,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Surprise of one clip's masked tokens: mean |predicted - target| per token [1, K, D],
+    averaged per time step ([T'], NaN where nothing is masked) and repeated per frame."""
+    errors = (predicted.float() - target.float()).abs().mean(-1)[0].cpu()  # [K]
+    steps = target_idx[0].cpu() // (geometry.grid[1] * geometry.grid[2])
+    per_step = torch.full((geometry.grid[0],), float("nan"))
+    for step in steps.unique().tolist():
+        per_step[step] = errors[steps == step].mean()
+    return per_step, per_step.repeat_interleave(geometry.tubelet_size)
+
+
 @torch.no_grad()
 def render_prediction(
     bundle: Bundle,
@@ -89,13 +105,7 @@ def render_prediction(
     pixels = bundle.decoder(predicted, masks.target_idx, masks.target_valid)
     decoded = pixels_to_clips(pixels, masks, geometry)[0].cpu()
 
-    # Surprise: mean |predicted - target| per masked token, then per time step.
-    errors = (predicted - target.float()).abs().mean(-1)[0].cpu()  # [K]
-    steps = masks.target_idx[0].cpu() // (geometry.grid[1] * geometry.grid[2])
-    per_step = torch.full((geometry.grid[0],), float("nan"))
-    for step in steps.unique().tolist():
-        per_step[step] = errors[steps == step].mean()
-    per_frame = per_step.repeat_interleave(geometry.tubelet_size)
+    per_step, per_frame = masked_surprise(predicted, target, masks.target_idx, geometry)
 
     pixel_mask = token_mask_to_pixels(mask, geometry)
     edge = outline(pixel_mask)

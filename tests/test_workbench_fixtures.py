@@ -47,6 +47,14 @@ def write_micro_bundle(path: Path, seed: int = 0) -> Path:
     return save_bundle(path, pretrained, decoder, decoder_config, provenance)
 
 
+def micro_app_context(runs: Path):
+    """An app context whose only model is a micro bundle under `runs` (no starter)."""
+    from workbench.context import AppContext
+
+    write_micro_bundle(runs / "micro" / "decoder" / "bundle.safetensors")
+    return AppContext.create(runs, starter=runs / "no-starter")
+
+
 def painted_editor(size: int, box: tuple[int, int, int, int]) -> dict:
     """An ImageEditor value (RGBA numpy) of a grey size x size frame with the box
     (top, left, bottom, right) painted on one layer."""

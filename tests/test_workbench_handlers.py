@@ -10,7 +10,11 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from test_workbench_fixtures import moving_square_video, painted_editor, write_micro_bundle
+from test_workbench_fixtures import (
+    micro_app_context,
+    moving_square_video,
+    painted_editor,
+)
 from train.monitor import MetricsLog
 from workbench import clip_table
 from workbench.context import AppContext
@@ -26,9 +30,7 @@ from workbench.video_io import write_mp4
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    write_micro_bundle(runs / "micro" / "decoder" / "bundle.safetensors")
-    return AppContext.create(runs, starter=runs / "no-starter")
+    return micro_app_context(tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,7 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from test_workbench_fixtures import write_micro_bundle
-from workbench.context import AppContext
+from test_workbench_fixtures import micro_app_context
 from workbench.examples import example_names
 from workbench.tab_physics import PhysicsHandlers
 from workbench.tab_predict import PredictHandlers
@@ -17,9 +16,7 @@ from workbench.tab_predict import PredictHandlers
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    write_micro_bundle(runs / "micro" / "decoder" / "bundle.safetensors")
-    return AppContext.create(runs, starter=runs / "no-starter")
+    return micro_app_context(tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from decoder.bundle import Bundle
 from decoder.clips import channels_last, check_model_clip
 from decoder.latents import predicted_latents, token_mask_set
 from decoder.masks import check_token_mask, token_mask_to_pixels
-from decoder.render import HIDDEN_COLOUR, OUTLINE_COLOUR, outline
+from decoder.render import HIDDEN_COLOUR, OUTLINE_COLOUR, masked_surprise, outline
 from train.data import normalize_clip
 from train.objectives import build_objective, target_tokens
 from workbench.features import fit_pca, token_map_to_frames
@@ -76,15 +76,9 @@ def latent_view(
     every_target = objective.targets(clips, pretrained.target_encoder).float()  # [1, N, D]
     target = target_tokens(every_target, masks.target_idx)  # [1, K, D]
 
-    # Surprise as decoder.render computes it: mean |predicted - target| per masked token, then
-    # per time step.
-    errors = (predicted - target).abs().mean(-1)[0].cpu()
+    # Surprise exactly as the decoded view computes it.
+    per_step, per_frame = masked_surprise(predicted, target, masks.target_idx, geometry)
     target_idx = masks.target_idx[0].cpu()
-    steps = target_idx // (geometry.grid[1] * geometry.grid[2])
-    per_step = torch.full((geometry.grid[0],), float("nan"))
-    for step in steps.unique().tolist():
-        per_step[step] = errors[steps == step].mean()
-    per_frame = per_step.repeat_interleave(geometry.tubelet_size)
 
     # One PCA, fitted on the target latents of the whole clip, colours both.
     every = every_target[0].cpu().numpy()

@@ -8,6 +8,7 @@ uninterrupted one would have, whatever the number of DataLoader workers.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -17,13 +18,16 @@ from decoder.config import DecoderConfig, MaskMix
 from decoder.masks import TokenGeometry, sample_mask
 from train.batches import BatchPlan, mix_seed
 from train.config import Config, to_dict
-from train.data import ClipDataset, build_dataset, draw_generator
+from train.data import ClipDataset, Draw, build_dataset, draw_generator
 from train.masks import num_mask_sets
 
 # Seed-stream tags, apart from the core's (1-4).
 FAMILY_DRAW, MASK_DRAW, HELD_OUT = 11, 12, 13
 # The held-out clips come from a disjoint synthetic world: the run's seed plus this offset.
 HELD_OUT_SEED_OFFSET = 7919
+# Runs on files (videos, images) hold out this share of their items from the decoder's fit (at
+# least one): the held-out clips are real files the decoder never trained on.
+HELD_OUT_FILE_SHARE = 0.1
 
 
 @dataclass
@@ -45,13 +49,62 @@ def family_sampler(mix: MaskMix) -> tuple[list[str], torch.Tensor]:
     return list(weights), probs / probs.sum()
 
 
+class ItemSubset:
+    """The items `indices` of a clip dataset, renumbered 0..len-1, keeping its contract (an int
+    is the evaluation view, a Draw the training view)."""
+
+    def __init__(self, dataset: ClipDataset, indices: list[int]):
+        self.dataset = dataset
+        self.indices = list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key: int | Draw) -> dict:
+        if isinstance(key, Draw):
+            return self.dataset[Draw(self.indices[key.index], key.seed)]
+        return self.dataset[self.indices[key]]
+
+
+def file_split(dataset: ClipDataset) -> tuple[list[int], list[int]]:
+    """(items the decoder fits on, items held out) of a file dataset, split by file: the last
+    HELD_OUT_FILE_SHARE of a fixed permutation of the files is held out, with every clip of
+    those files (a video dataset's items are video x clip). One file cannot be split: it is
+    both (the evaluation then says nothing about unseen files, and a warning says so)."""
+    clips_per_file = getattr(dataset, "clips_per_video", 1)
+    files = len(dataset) // clips_per_file
+    if files < 2:
+        warnings.warn(
+            "the run's data has one file: the decoder's held-out clips come from the file it "
+            "fits on",
+            stacklevel=2,
+        )
+        everything = list(range(len(dataset)))
+        return everything, everything
+    order = torch.randperm(files, generator=draw_generator(mix_seed(HELD_OUT, files))).tolist()
+    held = max(1, round(files * HELD_OUT_FILE_SHARE))
+
+    def items(chosen: list[int]) -> list[int]:
+        return [f * clips_per_file + c for f in sorted(chosen) for c in range(clips_per_file)]
+
+    return items(order[:-held]), items(order[-held:])
+
+
+def fit_dataset(run_config: Config) -> ClipDataset:
+    """The clips a decoder fits on: the run's own data, less the held-out files."""
+    dataset = build_dataset(run_config)
+    if run_config.data.source == "synthetic":
+        return dataset
+    return ItemSubset(dataset, file_split(dataset)[0])
+
+
 class DecoderBatches(Dataset):
     """Batches keyed by (step, micro_step), built in DataLoader workers (see make_loader)."""
 
     def __init__(self, run_config: Config, cfg: DecoderConfig):
         self.run_config = run_config
         self.geometry = TokenGeometry.from_model_config(run_config.model)
-        self.dataset = build_dataset(run_config)
+        self.dataset = fit_dataset(run_config)
         self.plan = BatchPlan.create(len(self.dataset), cfg.batch_size, None, 1, 0, cfg.seed)
         self.families, self.probs = family_sampler(cfg.masks)
         self.seed = cfg.seed
@@ -80,8 +133,13 @@ class DecoderBatches(Dataset):
 
 
 def held_out_dataset(run_config: Config) -> ClipDataset:
-    """Clips the run never trained on (synthetic: another world; files: the evaluation view)."""
-    return build_dataset(run_config, seed_offset=HELD_OUT_SEED_OFFSET)
+    """Clips the decoder never fits on: for the physics world another world (which the run
+    never trained on either); for files, the held-out files (`file_split`), in their
+    evaluation view."""
+    if run_config.data.source == "synthetic":
+        return build_dataset(run_config, seed_offset=HELD_OUT_SEED_OFFSET)
+    dataset = build_dataset(run_config)
+    return ItemSubset(dataset, file_split(dataset)[1])
 
 
 def held_out_batch(

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from decoder.__main__ import main
+from decoder.batches import fit_dataset, held_out_dataset
 from decoder.bundle import load_bundle
 from decoder.config import load_decoder_config
 from decoder.fit import EVAL_FAMILIES, DecoderTrainer, fit_decoder
@@ -19,6 +20,7 @@ from train.checkpoint import load_checkpoint
 from train.config import ConfigError, load_config
 from train.loop import train
 from train.monitor import read_metrics
+from video_fixtures import write_video
 
 pytestmark = pytest.mark.slow
 
@@ -155,3 +157,40 @@ def test_starter_builds_a_bundle_that_opens(tmp_path):
         build_starter(load_starter_config(overrides))
     with pytest.raises(ConfigError, match="unknown config key"):
         load_starter_config(["steps=3"])
+
+
+def test_video_runs_hold_out_real_files_from_the_decoder(tmp_path, micro_overrides):
+
+    folder = tmp_path / "videos"
+    for i in range(10):
+        write_video(folder / f"clip{i}.mp4", num_frames=12, size=(40, 32))
+    run = load_config(
+        "tiny_cpu",
+        micro_overrides(
+            "data.source=videos",
+            f"data.path={folder}",
+            "data.frame_step=1",
+            "data.eval_clips_per_video=2",
+        ),
+    )
+    fit, held = fit_dataset(run), held_out_dataset(run)
+    fit_files = {i // 2 for i in fit.indices}
+    held_files = {i // 2 for i in held.indices}
+    assert len(held_files) == 1 and len(fit_files) == 9
+    assert fit_files.isdisjoint(held_files) and fit_files | held_files == set(range(10))
+    assert len(held) == 2  # both clips of the held-out file
+    assert held[0]["clip"].shape == fit[0]["clip"].shape
+    # The same split every time: it depends on the number of files only.
+    assert held_out_dataset(run).indices == held.indices
+
+
+def test_a_single_file_run_says_its_held_out_clips_are_not_unseen(tmp_path, micro_overrides):
+
+    folder = tmp_path / "one"
+    write_video(folder / "only.mp4", num_frames=12, size=(40, 32))
+    run = load_config(
+        "tiny_cpu",
+        micro_overrides("data.source=videos", f"data.path={folder}", "data.frame_step=1"),
+    )
+    with pytest.warns(UserWarning, match="one file"):
+        assert len(held_out_dataset(run)) == 1

@@ -28,8 +28,15 @@ def _layout(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
     return fig
 
 
-def surprise_figure(surprise: np.ndarray, frame_numbers: Sequence[int] | None = None) -> go.Figure:
-    """Per-frame latent prediction error; frames with nothing masked are gaps (NaN)."""
+def surprise_figure(
+    surprise: np.ndarray,
+    frame_numbers: Sequence[int] | None = None,
+    untrained: np.ndarray | None = None,
+) -> go.Figure:
+    """Per-frame latent prediction error; frames with nothing masked are gaps (NaN).
+
+    `untrained`: the same architecture's step-0 surprise on the same clip and mask, drawn
+    dashed as the reference (see workbench/step0.py)."""
     values = np.asarray(surprise, dtype=np.float64)
     x = list(frame_numbers) if frame_numbers is not None else list(range(len(values)))
     fig = go.Figure(
@@ -42,11 +49,26 @@ def surprise_figure(surprise: np.ndarray, frame_numbers: Sequence[int] | None = 
             hovertemplate="frame %{x}<br>surprise %{y:.3f}<extra></extra>",
         )
     )
+    if untrained is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=np.asarray(untrained, dtype=np.float64),
+                mode="lines",
+                line={"dash": "dash", "color": "grey"},
+                connectgaps=False,
+                name="untrained (step 0)",
+                hovertemplate="frame %{x}<br>step-0 surprise %{y:.3f}<extra></extra>",
+            )
+        )
     fig.update_xaxes(title="frame", dtick=1 if len(x) <= 32 else None)
-    fig.update_yaxes(title="L1(predicted, target latents)", rangemode="tozero")
+    fig.update_yaxes(title=SURPRISE_UNITS, rangemode="tozero")
     return _layout(fig, "Surprise per frame (masked tokens only)")
 
 
+# What one surprise value is: the mean over the masked tokens of a frame of the mean absolute
+# difference per latent dimension.
+SURPRISE_UNITS = "mean L1 per masked token (predicted vs target latents)"
 SURPRISE_AXIS = "surprise: L1(predicted, target latents), mean per token"
 
 

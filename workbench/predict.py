@@ -1,7 +1,10 @@
 """The Predict tab's work, without the UI: pick a window of frames, fit it to the model, build
 the mask, decode the prediction and turn it into videos, a frame strip and a surprise curve.
-A model without a decoder shows its predicted and target latents in PCA colours instead
-(workbench/latent_view.py), with a note on fitting a decoder.
+The surprise curve carries the same model's step-0 surprise on the same clip and mask as its
+reference (workbench/step0.py); a model with a decoder also gets the comparison row (the decoded
+target latents and the mean-colour fill, workbench/comparison.py). A model without a decoder
+shows its predicted and target latents in PCA colours instead (workbench/latent_view.py), with a
+note on fitting a decoder.
 
     window = clip_window(video.frames, start=0, step=1, num_frames=bundle.num_frames)
     shown = predict(bundle, window, MaskChoice(), editor_value)   # or MaskChoice("causal")
@@ -19,12 +22,14 @@ from PIL import Image
 
 from decoder.bundle import Bundle
 from decoder.render import Rendered, render_prediction
+from workbench.comparison import Comparison, compare
 from workbench.decoder_hint import decoder_hint
 from workbench.frames import enlarge, side_by_side, strip
 from workbench.latent_view import LatentView, latent_view
 from workbench.masks_ui import MaskChoice, token_mask
 from workbench.paths import new_output_path
 from workbench.plots import surprise_figure
+from workbench.step0 import untrained_surprise
 from workbench.video_io import write_mp4
 
 VIDEO_PX = 256  # shown videos are enlarged to about this size
@@ -85,8 +90,9 @@ class Prediction:
     # uint8 [H, W, 3]: rows original / masked / prediction; without a decoder original /
     # masked / target latents / predicted latents
     strip: np.ndarray
-    surprise: go.Figure
+    surprise: go.Figure  # the trained model's curve, and the step-0 one dashed
     summary: str
+    comparison: Comparison | None = None  # None: the model has no decoder
 
 
 def predict(
@@ -101,7 +107,9 @@ def predict(
     mask, mask_index = token_mask(bundle, choice, editor)
     if not bundle.has_decoder:
         return predict_latents(bundle, window, mask, mask_index, frame_numbers)
-    rendered = render_prediction(bundle, bundle.fit_clip(window), mask, mask_index)
+    clip = bundle.fit_clip(window)
+    rendered = render_prediction(bundle, clip, mask, mask_index)
+    untrained = untrained_surprise(bundle, clip, rendered.token_mask, rendered.mask_index)
     shown = {
         "original": rendered.original,
         "masked": rendered.masked,
@@ -115,14 +123,22 @@ def predict(
     summary = (
         f"Masked {hidden:.0%} of the tokens ({int(rendered.token_mask.sum())} of "
         f"{rendered.token_mask.size}); predictor mask token {rendered.mask_index}. "
-        f"Mean surprise {np.nanmean(rendered.surprise):.3f}."
+        f"{_surprise_sentence(rendered.surprise, untrained)}"
     )
     return Prediction(
         rendered=rendered,
         videos=videos,
         strip=strip(list(shown.values()), STRIP_PX),
-        surprise=surprise_figure(rendered.surprise, frame_numbers),
+        surprise=surprise_figure(rendered.surprise, frame_numbers, untrained),
         summary=summary,
+        comparison=compare(bundle, clip, rendered),
+    )
+
+
+def _surprise_sentence(surprise: np.ndarray, untrained: np.ndarray) -> str:
+    return (
+        f"Mean surprise {np.nanmean(surprise):.3f} (mean L1 per masked token; the same model "
+        f"untrained, at step 0: {np.nanmean(untrained):.3f})."
     )
 
 
@@ -135,7 +151,9 @@ def predict_latents(
 ) -> Prediction:
     """The decoder-free view: the "prediction" video shows the target latents (left) and the
     predicted latents (right) of the masked region in the same PCA colours."""
-    view = latent_view(bundle, bundle.fit_clip(window), mask, mask_index)
+    clip = bundle.fit_clip(window)
+    view = latent_view(bundle, clip, mask, mask_index)
+    untrained = untrained_surprise(bundle, clip, view.token_mask, view.mask_index)
     pair = side_by_side([enlarge(view.target, VIDEO_PX), enlarge(view.predicted, VIDEO_PX)])
     shown = {
         "original": enlarge(view.original, VIDEO_PX),
@@ -155,13 +173,13 @@ def predict_latents(
         f"{explained} of their variance). Alike colours mean a prediction close to the clip. "
         f"Masked {hidden:.0%} of the tokens ({int(view.token_mask.sum())} of "
         f"{view.token_mask.size}); predictor mask token {view.mask_index}. "
-        f"Mean surprise {np.nanmean(view.surprise):.3f}.\n\n{decoder_hint(bundle)}"
+        f"{_surprise_sentence(view.surprise, untrained)}\n\n{decoder_hint(bundle)}"
     )
     rows = [view.original, view.masked, view.target, view.predicted]
     return Prediction(
         rendered=view,
         videos=videos,
         strip=strip(rows, STRIP_PX),
-        surprise=surprise_figure(view.surprise, frame_numbers),
+        surprise=surprise_figure(view.surprise, frame_numbers, untrained),
         summary=summary,
     )

@@ -1,7 +1,9 @@
 """Predict: load a clip, pick the frame window, paint a region (or choose a preset mask), and see
 what the model predicts there, decoded into pixels, next to the original and the masked input,
-with the per-frame surprise. A model without a decoder shows its predicted latents next to the
-target latents, in the same PCA colours.
+with the per-frame surprise beside the untrained (step-0) model's. Under them, the comparison
+row: the decoded target latents and the mean-colour fill, with each one's PSNR inside the mask.
+A model without a decoder shows its predicted latents next to the target latents, in the same
+PCA colours, and no comparison row.
 
 `PredictHandlers` holds the tab's logic as plain methods (numpy in, files and figures out), so
 tests call them without a browser; `build` lays out the components and wires the events.
@@ -17,11 +19,13 @@ import numpy as np
 from decoder.bundle import Bundle
 from workbench.context import AppContext
 from workbench.examples import example_names, load_example
+from workbench.frames import strip
 from workbench.guard import user_errors
 from workbench.masks_ui import EXTENT_MODES, MASK_SOURCES, PAINTED, MaskChoice
 from workbench.predict import (
     EDITOR_PX,
     STRIP_PX,
+    Prediction,
     clip_window,
     editor_value,
     last_start,
@@ -139,13 +143,52 @@ class PredictHandlers:
         seed: int = 0,
     ) -> tuple[str, str, str, np.ndarray, Any, str]:
         """(original, masked, prediction mp4 paths; frame strip; surprise figure; summary)."""
+        shown = self._predict(
+            bundle_key, clip_key, start, step, editor, source, extent, range_start, range_stop, seed
+        )
+        return _outputs(shown)
+
+    @user_errors
+    def predict_view(self, *inputs: Any) -> tuple[Any, ...]:
+        """What the Predict button fills: `predict`'s outputs, then the comparison row's
+        (strip, PSNR line) for `show_comparison`, or None for a model without a decoder."""
+        shown = self._predict(*inputs)
+        row = shown.comparison
+        if row is None:
+            return (*_outputs(shown), None)
+        frames = strip([row.prediction, row.target, row.mean_fill], STRIP_PX)
+        return (*_outputs(shown), (frames, row.line()))
+
+    def show_comparison(self, row: tuple[np.ndarray, str] | None) -> tuple[Any, Any]:
+        """(comparison strip, PSNR line), hidden for a model without a decoder."""
+        if row is None:
+            return gr.update(value=None, visible=False), gr.update(value="", visible=False)
+        frames, line = row
+        return gr.update(value=frames, visible=True), gr.update(value=line, visible=True)
+
+    def _predict(
+        self,
+        bundle_key: str | None,
+        clip_key: str | None,
+        start: int,
+        step: int,
+        editor: dict[str, Any] | None,
+        source: str = PAINTED,
+        extent: str = "whole clip",
+        range_start: int = 0,
+        range_stop: int | None = None,
+        seed: int = 0,
+    ) -> Prediction:
         bundle = self.ctx.registry.load(bundle_key)
         video = self.ctx.clips.get(clip_key)
         window = clip_window(video.frames, int(start), int(step), bundle.num_frames)
         choice = MaskChoice(source, extent, int(range_start), range_stop, int(seed or 0))
-        shown = predict(bundle, window, choice, editor)
-        videos = [str(shown.videos[name]) for name in ("original", "masked", "prediction")]
-        return (*videos, shown.strip, shown.surprise, shown.summary)
+        return predict(bundle, window, choice, editor)
+
+
+def _outputs(shown: Prediction) -> tuple[str, str, str, np.ndarray, Any, str]:
+    videos = [str(shown.videos[name]) for name in ("original", "masked", "prediction")]
+    return (*videos, shown.strip, shown.surprise, shown.summary)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,8 +262,17 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> tuple[PredictHandlers, dict[s
         height=STRIP_PX * 3 + 60,
     )
     with gr.Row():
-        surprise = gr.Plot(label="Surprise")
+        surprise = gr.Plot(label="Surprise (dashed: the same model untrained, at step 0)")
         summary = gr.Markdown(elem_id="predict-summary")
+    comparison_strip = gr.Image(
+        label="Comparison: prediction / decoded target latents (the decoder told the truth) / "
+        "mean-colour fill",
+        elem_id="comparison-strip",
+        height=STRIP_PX * 3 + 60,
+        visible=False,
+    )
+    comparison_line = gr.Markdown(elem_id="comparison-summary", visible=False)
+    comparison = gr.State(None)
 
     window_controls = [start, paint_index, range_start, range_stop, editor]
     loaded = [clip_key, info, *window_controls]
@@ -234,11 +286,18 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> tuple[PredictHandlers, dict[s
     bundle.change(
         handlers.change_model, refresh_inputs, window_controls, api_visibility="undocumented"
     )
+    # The comparison travels in a State (not part of the API, whose outputs stay the six of
+    # `predict`) and is shown once that succeeded.
     run.click(
-        handlers.predict,
+        handlers.predict_view,
         [bundle, clip_key, start, step, editor, source, extent, range_start, range_stop, seed],
-        [original, masked, predicted, frame_strip, surprise, summary],
+        [original, masked, predicted, frame_strip, surprise, summary, comparison],
         api_name="predict",
+    ).success(
+        handlers.show_comparison,
+        comparison,
+        [comparison_strip, comparison_line],
+        api_visibility="undocumented",
     )
     shared = {"clip_key": clip_key, "start": start, "step": step, "example": example}
     return handlers, {**shared, "loaded": loaded}

@@ -360,3 +360,34 @@ def test_a_checkpoint_from_before_new_config_keys_still_resumes(micro_overrides)
     changed["mask"]["future_sets"] = 1
     with pytest.raises(ConfigError, match="mask.future_sets"):
         check_resumable(changed, cfg)
+
+
+FORK_THEN_DIE = """
+import os, signal, sys, time
+from pathlib import Path
+from train.run_dir import RunLock
+lock = RunLock(Path(sys.argv[1])).__enter__()
+if os.fork() == 0:  # a child that outlives its parent, as a DataLoader worker may for a moment
+    time.sleep(60)
+    os._exit(0)
+print("forked", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_child_that_outlives_its_killed_parent_does_not_hold_the_run(tmp_path):
+    import subprocess
+    import sys
+
+    from train.run_dir import RunLock
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", FORK_THEN_DIE, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout.readline().strip() == "forked"
+    parent.wait()
+    try:
+        with RunLock(tmp_path):  # refused before the fix: the child kept the flock alive
+            pass
+    finally:
+        subprocess.run(["pkill", "-f", "outlives its parent"], check=False)

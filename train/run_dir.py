@@ -4,6 +4,7 @@ keeps a second process out of it while it runs."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections.abc import Callable
@@ -17,6 +18,22 @@ from train.config import ConfigError, dump_config
 from train.monitor import MetricsLog
 
 LOCK_NAME = ".lock"
+
+
+# Descriptors of the run locks this process holds. A forked child (a DataLoader worker) closes
+# its copies at once: a flock lives until the last descriptor of it closes, so a worker that
+# outlives its killed parent for a moment would otherwise keep the run locked against a resume.
+_HELD_LOCK_FDS: set[int] = set()
+
+
+def _drop_inherited_locks() -> None:
+    for fd in _HELD_LOCK_FDS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCK_FDS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 class RunLock:
@@ -50,10 +67,12 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        _HELD_LOCK_FDS.add(fd)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
+            _HELD_LOCK_FDS.discard(self._fd)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

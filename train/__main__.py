@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from train.cli import setup_logging, usage_exit_code
+from train.cli import error_exit_code, setup_logging, usage_exit_code
 from train.config import ConfigError, load_config
 from train.data import DataError
 from train.loop import TrainingError, run_summary, train
@@ -27,8 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(argv[0], argv[1:])
         result = train(cfg)
     except (ConfigError, DataError, TrainingError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ConfigError | DataError) else 1
+        return error_exit_code(err, (ConfigError, DataError))
     if os.environ.get("RANK", "0") == "0":
         print(run_summary(result))
     return 0

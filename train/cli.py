@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 
 def usage_exit_code(argv: list[str], usage: str) -> int | None:
@@ -16,3 +17,10 @@ def usage_exit_code(argv: list[str], usage: str) -> int | None:
 
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def error_exit_code(err: Exception, usage_errors: tuple[type[Exception], ...]) -> int:
+    """Prints `err` as one `error:` line; 2 for errors in what the user asked (usage_errors),
+    1 for the rest (files that cannot be read, runs that stopped)."""
+    print(f"error: {err}", file=sys.stderr)
+    return 2 if isinstance(err, usage_errors) else 1

@@ -129,24 +129,10 @@ class PredictHandlers:
     # ------------------------------------------------------------------------ predicting
 
     @user_errors
-    def predict(
-        self,
-        bundle_key: str | None,
-        clip_key: str | None,
-        start: int,
-        step: int,
-        editor: dict[str, Any] | None,
-        source: str = PAINTED,
-        extent: str = "whole clip",
-        range_start: int = 0,
-        range_stop: int | None = None,
-        seed: int = 0,
-    ) -> tuple[str, str, str, np.ndarray, Any, str]:
-        """(original, masked, prediction mp4 paths; frame strip; surprise figure; summary)."""
-        shown = self._predict(
-            bundle_key, clip_key, start, step, editor, source, extent, range_start, range_stop, seed
-        )
-        return _outputs(shown)
+    def predict(self, *inputs: Any, **options: Any) -> tuple[str, str, str, np.ndarray, Any, str]:
+        """(original, masked, prediction mp4 paths; frame strip; surprise figure; summary);
+        the arguments are `_predict`'s."""
+        return _outputs(self._predict(*inputs, **options))
 
     @user_errors
     def predict_view(self, *inputs: Any) -> tuple[Any, ...]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 
 from train.checkpoint import CheckpointError
-from train.cli import setup_logging, usage_exit_code
+from train.cli import error_exit_code, setup_logging, usage_exit_code
 from train.config import ConfigError
 from train.eval.config import load_eval_config
 from train.eval.evaluation import evaluate
@@ -39,12 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_eval_config(argv[1:])
         report = evaluate(argv[0], cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (RunNotFoundError, CheckpointError, EvalDataError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    except (
+        ConfigError,
+        RunNotFoundError,
+        CheckpointError,
+        EvalDataError,
+        FileNotFoundError,
+    ) as err:
+        return error_exit_code(err, (ConfigError,))
     print(report.table())
     return 0
 

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import torch
 
 from train.checkpoint import CheckpointError
-from train.cli import setup_logging, usage_exit_code
+from train.cli import error_exit_code, setup_logging, usage_exit_code
 from train.config import Config, ConfigError, from_overrides
 from train.data.synthetic import PhysicsWorld
 from train.data.violations import LAWS, PAIR_WORLD, PairError, PairWorld, PhysicsPair
@@ -282,12 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         pixels = load_pretrained(cfg.pixels, device) if cfg.pixels else None
         report = evaluate_physics(pretrained, cfg, argv[0], pixels, device)
         out = Path(cfg.out) if cfg.out else default_out(argv[0])
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (RunNotFoundError, CheckpointError, PairError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    except (ConfigError, RunNotFoundError, CheckpointError, PairError, FileNotFoundError) as err:
+        return error_exit_code(err, (ConfigError,))
     print(report.table())
     if out is not None:
         print(f"\nwritten: {report.write(out)}")

@@ -1,4 +1,5 @@
 # The README's two commands are `make app` and `make test`; both create .venv when missing.
+# `make test-fast` is the edit-test loop: the suite without trainings, browser and notebooks.
 #
 # torch is installed first, pinned, so that the project's own `torch>=2.4` adds nothing (an
 # unpinned torch on Linux pulls several GB of CUDA packages). Pick the wheel index for your
@@ -16,8 +17,11 @@ TEST_WORKERS ?= 2
 HOST ?= 127.0.0.1
 PORT ?= 7860
 MODEL ?=
+# One torch thread per test process: the workers, notebook kernels and subprocesses already
+# fill the cores, and oversubscribed threads make small models many times slower.
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: app test lint format starter notebooks bench clean-venv
+.PHONY: app test test-fast lint format starter notebooks bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,12 +34,12 @@ $(STAMP): pyproject.toml
 app: $(STAMP)
 	$(PY) -m workbench --host $(HOST) --port $(PORT)$(if $(MODEL), --model $(MODEL))
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	# One torch thread per test process: the workers, notebook kernels and subprocesses already
-	# fill the cores, and oversubscribed threads make small models many times slower.
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --nbmake tests notebooks
+test: lint
+	$(PYTEST) --nbmake tests notebooks
+
+# The markers are registered in pyproject.toml; running the notebooks is slow by nature.
+test-fast: lint
+	$(PYTEST) -m "not slow and not browser" tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -21,7 +21,7 @@ from train.config import Config, to_dict
 from train.data import ClipDataset, Draw, build_dataset, draw_generator
 from train.masks import num_mask_sets
 
-# Seed-stream tags, apart from the core's (1-4).
+# Seed-stream tags, apart from the core's (train/batches.py uses 1-5).
 FAMILY_DRAW, MASK_DRAW, HELD_OUT = 11, 12, 13
 # The held-out clips come from a disjoint synthetic world: the run's seed plus this offset.
 HELD_OUT_SEED_OFFSET = 7919

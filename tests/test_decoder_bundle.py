@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from decoder.bundle import STARTER_PATH, BundleError, load_bundle, save_bundle
 from decoder.render import HIDDEN_COLOUR, render_prediction
-from tests.test_decoder_fixtures import (
+from decoder_fixtures import (
     micro_decoder,
     micro_decoder_config,
     micro_pretrained,

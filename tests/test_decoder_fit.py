@@ -15,7 +15,7 @@ from decoder.config import load_decoder_config
 from decoder.fit import EVAL_FAMILIES, DecoderTrainer, fit_decoder
 from decoder.render import render_prediction
 from decoder.starter import build_starter, load_starter_config
-from tests.test_decoder_fixtures import micro_decoder_config, micro_pretrained, random_clip
+from decoder_fixtures import micro_decoder_config, micro_pretrained, random_clip
 from train.checkpoint import load_checkpoint
 from train.config import ConfigError, load_config
 from train.loop import train

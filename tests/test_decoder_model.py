@@ -10,7 +10,7 @@ from decoder.inference import decode_clips, region_latents
 from decoder.latents import predicted_latents, token_mask_set
 from decoder.masks import TokenGeometry, token_mask_to_pixels
 from decoder.model import PixelDecoder
-from tests.test_decoder_fixtures import micro_decoder, micro_pretrained, random_clip
+from decoder_fixtures import micro_decoder, micro_pretrained, random_clip
 from train.data import normalize_clip
 from train.eval.source import initial_encoder
 from train.pretrained import initial_models
@@ -107,3 +107,16 @@ def test_the_untrained_reference_is_the_run_as_initialised():
     state = torch.get_rng_state()
     initial_models(pretrained.config)
     assert torch.equal(torch.get_rng_state(), state)  # the caller's randomness is untouched
+
+
+def test_micro_geometry_is_what_the_decoder_tests_assume():
+    pretrained = micro_pretrained()
+    geometry = TokenGeometry.from_model_config(pretrained.config.model)
+    assert geometry.grid == (2, 4, 4)
+    assert geometry.patch_dim == 2 * 8 * 8 * 3
+    assert len(pretrained.predictor.mask_tokens) == 2
+    assert micro_decoder(pretrained)(torch.zeros(1, 3, 32), torch.tensor([[0, 5, 31]])).shape == (
+        1,
+        3,
+        geometry.patch_dim,
+    )

@@ -69,15 +69,17 @@ def test_causal_context_is_the_past(t, seed):
 
 
 def test_paper_masks_hide_most_of_the_clip():
-    """16x224 clips (8x14x14 tokens): the long-range set hides ~85-95%, the short-range ~70%."""
+    """16x224 clips (8x14x14 tokens), exact (padded) masks: the short-range set hides about 63%,
+    the long-range about 81% (docs/training.md; the ~77% / 93% quoted for V-JEPA come from the
+    original code's truncation)."""
     grid = (8, 14, 14)
     ratios = [[], []]
     for seed in range(20):
         for k, mask_set in enumerate(sample(MaskConfig(), grid, 8, seed)):
             ratios[k].append(mask_set.masking_ratio(8 * 14 * 14))
     short, long = (sum(r) / len(r) for r in ratios)
-    assert 0.55 < short < 0.85, short
-    assert 0.80 < long < 0.97, long
+    assert 0.58 < short < 0.68, short
+    assert 0.76 < long < 0.86, long
 
 
 def test_blocks_span_the_whole_clip_in_time():

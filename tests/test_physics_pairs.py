@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import torch
 
-from train.data.synthetic import PhysicsWorld
+from train.data.synthetic import PhysicsWorld, _reflect
 from train.data.violations import LAWS, PairError, PairWorld, violation_frames
 
 
@@ -28,6 +28,38 @@ def test_twins_are_identical_before_the_violation_and_differ_after(pairs):
         # The possible twin is the world's own clip, untouched.
         world = PhysicsWorld(num_clips=10**6, num_frames=16, img_size=64, seed=123, max_objects=3)
         assert torch.equal(p.possible, world[p.scene_index]["clip"])
+
+
+def test_matched_sets_show_every_frame_of_the_impossible_clips_in_a_possible_one(pairs):
+    # A = possible, C = impossible, B = lawful from k on like C, D = B then A: every frame of C
+    # and D is the frame of A or B at the same time, so frame-level preferences cancel.
+    for p in pairs:
+        k, label = p.violation_frame, (p.law, p.variant)
+        a, b, c, d = p.possible, p.lawful_after, p.impossible, p.reversed_violation
+        assert torch.equal(c[:, k:], b[:, k:]), label
+        assert torch.equal(d[:, :k], b[:, :k]), label
+        assert torch.equal(d[:, k:], a[:, k:]), label
+        # B is a different clip from A before k: the set is not two copies of the pair.
+        assert not torch.equal(b[:, :k], a[:, :k]), label
+
+
+def test_the_lawful_clip_of_a_matched_set_obeys_the_worlds_physics(pairs):
+    # Speed per axis is kept, and every step is the world's move-then-bounce; only the walls turn
+    # the object. (A vanished object's lawful clip has no main object: it was never there.)
+    for p in pairs:
+        objects = p.lawful_after_scene.objects
+        if p.law == "permanence":
+            assert len(objects) == len(p.possible_scene.objects) - 1
+            continue
+        main, label = objects[0], (p.law, p.variant)
+        assert main.visible is None, label
+        low, high = main.radius, 64 - main.radius
+        speeds = main.velocities.abs()
+        assert torch.allclose(speeds, speeds[:1].expand_as(speeds), atol=1e-4), label
+        for t in range(len(main.positions) - 1):
+            (x, y), (vx, vy) = main.positions[t].tolist(), main.velocities[t].tolist()
+            moved = (_reflect(x + vx, vx, low, high)[0], _reflect(y + vy, vy, low, high)[0])
+            assert torch.allclose(main.positions[t + 1], torch.tensor(moved), atol=1e-3), label
 
 
 def test_every_law_and_both_ways_are_represented(pairs):

@@ -32,15 +32,27 @@ def pairs():
 
 
 def test_a_forecaster_that_carries_the_last_frame_gets_the_known_answers(pairs):
-    result = score_pairs(pairs, surprise_of_pairs(CarryLastFrame(8, 2, 8), pairs, 4))["mean"][
-        "laws"
-    ]
+    scored = score_pairs(pairs, surprise_of_pairs(CarryLastFrame(8, 2, 8), pairs, 4))["mean"]
+    result = scored["laws"]
     # A jump lands far from where the object was: more surprising than moving on.
     assert result["continuity"]["accuracy"] >= 0.75
     # Expecting the object to stay put, it finds a vanished or stopped object *less* surprising
     # than one that moves on: far below chance, the signature of a model without dynamics.
     assert result["permanence"]["accuracy"] <= 0.25
     assert result["inertia"]["variants"]["stop"]["accuracy"] <= 0.2
+
+
+def test_matched_sets_cancel_what_is_easy_to_predict_and_keep_the_violation(pairs):
+    # The same rule on the matched sets: an empty scene no longer counts as "expected", so a
+    # rule that expects every object to stay where it was is surprised when one vanishes, or
+    # appears from nothing, and when one jumps. A turn keeps the object nearer its last place
+    # than going straight on does, so the turn (and its reverse) surprise it less.
+    matched = score_pairs(pairs, surprise_of_pairs(CarryLastFrame(8, 2, 8), pairs, 4))["mean"][
+        "matched"
+    ]["laws"]
+    assert matched["permanence"]["accuracy"] >= 0.9
+    assert matched["continuity"]["accuracy"] >= 0.9
+    assert matched["inertia"]["variants"]["turn"]["accuracy"] <= 0.25
 
 
 def test_outcomes_count_ties_half_and_the_interval_is_wilsons():
@@ -87,6 +99,7 @@ def test_cli_reports_trained_and_step0_models_on_a_run(micro_overrides, tmp_path
     assert physics.main([str(run), "pairs_per_law=2", "device=cpu"]) == 0
     table = capsys.readouterr().out
     assert "| trained |" in table and "| step 0 |" in table
+    assert table.count("| trained |") == 2 and "Matched sets" in table
     report = json.loads((run / "eval" / "physics.json").read_text())
     assert report["pairs"]["total"] == 8
     assert report["pairs"]["frames"] == 8 and report["pairs"]["context_frames"] == 2
@@ -95,6 +108,8 @@ def test_cli_reports_trained_and_step0_models_on_a_run(micro_overrides, tmp_path
             laws = report["models"][row][score]["laws"]
             assert set(laws) == {"permanence", "continuity", "constancy", "inertia"}
             assert all(0.0 <= r["accuracy"] <= 1.0 and r["pairs"] == 2 for r in laws.values())
+            matched = report["models"][row][score]["matched"]["laws"]
+            assert all(r["pairs"] == 2 for r in matched.values())
 
 
 def test_cli_reads_the_committed_bundle_and_refuses_bad_input(tmp_path, capsys):
@@ -126,7 +141,8 @@ def test_training_logs_the_physics_monitor(micro_overrides):
     assert sorted(logged) == [1, 2, 4]
     for record in logged.values():
         assert 0.0 <= record["physics"] <= 1.0
-        assert {"physics_permanence", "physics_inertia"} <= record.keys()
+        assert {"physics_permanence", "physics_inertia", "physics_matched"} <= record.keys()
+        assert 0.0 <= record["physics_matched_permanence"] <= 1.0
 
 
 def test_feature_loss_l2_weighs_large_errors_more_and_is_refused_for_pixels(micro_overrides):

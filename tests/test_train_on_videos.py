@@ -73,7 +73,8 @@ def test_too_many_bad_files_stop_the_run_with_a_message(tmp_path, micro_override
             f"data.path={folder}",
             "steps=200",
             "data.frame_step=1",
-            "checkpoint_every=1",
+            # The check needs 200 draws (25 steps of 8 clips): one checkpoint before it stops.
+            "checkpoint_every=10",
         ),
     )
     with pytest.warns(UserWarning), pytest.raises(BadDataError) as err:

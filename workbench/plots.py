@@ -72,20 +72,24 @@ SURPRISE_UNITS = "mean L1 per masked token (predicted vs target latents)"
 SURPRISE_AXIS = "surprise: L1(predicted, target latents), mean per token"
 
 
-def twin_surprise_figure(per_frame: np.ndarray, violation_frame: int) -> go.Figure:
-    """Surprise per frame of a possible [0] and an impossible [1] twin, with the violation."""
+def twin_surprise_figure(
+    per_frame: np.ndarray,
+    violation_frame: int,
+    names: Sequence[str] = ("possible", "impossible"),
+) -> go.Figure:
+    """Surprise per frame of clips that come in twins, each possible clip followed by its
+    impossible one (a pair, or the matched set A, C, B, D); `names` names them in that order.
+    The possible curves are dotted, the impossible ones solid, with the violation marked."""
     fig = go.Figure()
-    for values, name, dash in (
-        (per_frame[0], "possible", "dot"),
-        (per_frame[1], "impossible", None),
-    ):
+    for index, (values, name) in enumerate(zip(per_frame, names, strict=True)):
+        impossible = index % 2 == 1
         fig.add_trace(
             go.Scatter(
                 x=list(range(len(values))),
                 y=np.asarray(values, dtype=np.float64),
                 mode="lines+markers",
                 name=name,
-                line={"dash": dash},
+                line={"dash": None if impossible else "dot"},
                 connectgaps=False,
                 hovertemplate=f"{name}<br>frame %{{x}}<br>surprise %{{y:.4f}}<extra></extra>",
             )

@@ -2,14 +2,16 @@
 
 Pick a law and a pair: one scene of the held-out physics world rendered twice, identical until
 the violation frame; from there the impossible twin breaks the law (the object vanishes, jumps,
-changes shape or colour, stops or turns in mid-air). Both twins go through the model as the
-yardstick does (train/eval/surprise.py): windows slide over the clip, the first half of each
-predicts the latents of the second half, and the error per frame is the surprise. A model that
-learned the law is more surprised by the impossible twin after the violation.
+changes shape or colour, stops or turns in mid-air). The pair is shown completed into its
+matched set of four clips (train/data/violations.py): A possible, C impossible, B a possible
+clip that shows lawfully what C shows after the violation, and D the violation in reverse (B
+before it, A after it). All four go through the model as the yardstick does
+(train/eval/surprise.py): windows slide over the clip, the first half of each predicts the
+latents of the second half, and the error per frame is the surprise. A model that learned the
+law is more surprised by the impossible clips after the violation.
 
 The same curve over the clip loaded in Predict (an upload included) slides over its whole
-length.
-"""
+length."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import torch
 from decoder.bundle import Bundle
 from decoder.clips import fit_clip
 from train.data.violations import LAWS, PhysicsPair
-from train.eval.physics import PhysicsConfig, pair_world
+from train.eval.physics import MATCHED_SET, PhysicsConfig, pair_world
 from train.eval.surprise import LatentForecaster, measure_surprise
 from workbench.context import AppContext
 from workbench.frames import enlarge, side_by_side
@@ -34,6 +36,9 @@ MAX_PAIR_NUMBER = 99
 # The longest stretch of an upload the surprise curve covers (frames after the frame step).
 MAX_CURVE_FRAMES = 128
 VIOLATION_BORDER = (230, 40, 40)
+# The matched set's clips as shown, in the order of MATCHED_SET: each possible clip followed by
+# an impossible one, so the twins A | C stand together and so do B | D.
+CLIP_NAMES = ("A possible", "C impossible", "B possible", "D impossible (reversed)")
 
 
 def _mark_violation(frames: np.ndarray, first: int, width: int = 2) -> np.ndarray:
@@ -53,6 +58,37 @@ def _frames(clip: torch.Tensor) -> np.ndarray:
     return clip.permute(1, 2, 3, 0).numpy()
 
 
+def _note(pair: PhysicsPair, scores: list[float]) -> str:
+    """Both verdicts on one matched set, from each clip's mean surprise over the windows
+    (`scores` in the order of MATCHED_SET: A, C, B, D)."""
+    a, c, b, d = scores
+    if c > a:
+        pair_verdict = "more surprised by C: it expected the law to hold"
+    else:
+        pair_verdict = "**not** more surprised by C"
+    lawful, unlawful = a + b, c + d
+    if unlawful > lawful:
+        matched_verdict = "the impossible clips surprise it more: it expected the law to hold"
+    else:
+        matched_verdict = (
+            "**not** more surprised by the impossible clips: by this measure it has not "
+            "learned the law (or the clips barely differ to it)"
+        )
+    return (
+        f"**{pair.law}** ({pair.variant}) from frame {pair.violation_frame} on, marked in red. "
+        f"Mean surprise over the windows: A {a:.4f}, C {c:.4f}, B {b:.4f}, D {d:.4f}.\n\n"
+        f"- **Pair**, C {c:.4f} vs A {a:.4f}: the model is {pair_verdict}.\n"
+        f"- **Matched set**, S(C) + S(D) {unlawful:.4f} vs S(A) + S(B) {lawful:.4f}: "
+        f"{matched_verdict}.\n\n"
+        # Why the pair alone misleads: it rewards whatever is easier to predict after k.
+        "The matched set is the fairer test: every frame of C and D is a frame of A or B at the "
+        "same time, so frames that are simply easier to predict (an empty scene after a "
+        "vanishing) cancel, and only the broken law is left. The yardstick scores many such "
+        "sets: `python -m train.eval.physics MODEL` (a model that learned nothing sits near "
+        "50%)."
+    )
+
+
 class PhysicsHandlers:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
@@ -68,35 +104,20 @@ class PhysicsHandlers:
 
     @user_errors
     def show_pair(self, bundle_key: str | None, law: str, number: int):
-        """(side-by-side mp4 of the twins, their surprise curves, a note)."""
+        """(side-by-side mp4 of the matched set, its surprise curves, a note)."""
         bundle = self.ctx.registry.load(bundle_key)
         pair, context = self._pair(bundle, law, number)
         forecaster = LatentForecaster(bundle.pretrained)
-        clips = torch.stack([pair.possible, pair.impossible])
-        surprise = measure_surprise(forecaster, clips, context)
+        clips = [getattr(pair, clip) for clip in MATCHED_SET]
+        surprise = measure_surprise(forecaster, torch.stack(clips), context)
         k = pair.violation_frame
-        movie = side_by_side(
-            [
-                enlarge(_frames(pair.possible), VIDEO_PX),
-                enlarge(_mark_violation(_frames(pair.impossible), k), VIDEO_PX),
-            ]
-        )
+        # Every second clip of the set (C, D) is impossible: a red border from k on.
+        shown = [_frames(clip) for clip in clips]
+        shown[1::2] = [_mark_violation(frames, k) for frames in shown[1::2]]
+        movie = side_by_side([enlarge(frames, VIDEO_PX) for frames in shown])
         path = write_mp4(movie, new_output_path("physics", ".mp4"), PLAYBACK_FPS)
-        possible, impossible = surprise.clip_score("mean").tolist()
-        verdict = (
-            "more surprised by the impossible twin: the model expected the law to hold"
-            if impossible > possible
-            else "**not** more surprised by the impossible twin: by this measure it has not "
-            "learned the law (or the twins barely differ to it)"
-        )
-        note = (
-            f"**{law}** ({pair.variant}) from frame {k} on, marked in red. Mean surprise over "
-            f"the windows: possible {possible:.4f}, impossible {impossible:.4f}; the model is "
-            f"{verdict}. The yardstick scores many such pairs: `python -m train.eval.physics "
-            "MODEL` (a model that learned nothing sits near 50%)."
-        )
-        figure = twin_surprise_figure(surprise.per_frame.numpy(), k)
-        return str(path), figure, note
+        figure = twin_surprise_figure(surprise.per_frame.numpy(), k, CLIP_NAMES)
+        return str(path), figure, _note(pair, surprise.clip_score("mean").tolist())
 
     @user_errors
     def video_curve(self, bundle_key: str | None, clip_key: str | None, step: int):
@@ -126,17 +147,21 @@ class PhysicsHandlers:
 def build(ctx: AppContext, bundle: gr.Dropdown, shared: dict) -> None:
     handlers = PhysicsHandlers(ctx)
     gr.Markdown(
-        "Two clips of one scene, identical until the red border; from there the right one "
-        "breaks a law of physics. The curves are the model's **surprise** per frame: the L1 "
-        "distance between the latents it predicts for the coming frames and the latents the "
-        "target encoder computes for them."
+        "Four clips of one scene, a *matched set* as in IntPhys. **A** is possible; **C** is "
+        "the same scene until the red border, from where it breaks a law of physics. **B** is "
+        "possible too and shows lawfully what C shows after the border (the object that was "
+        "never there, or was always still); **D** is B before the border and A after it: the "
+        "violation in reverse. C and D show the same frames as A and B, only in an impossible "
+        "order. The curves are the model's **surprise** per frame: the L1 distance between the "
+        "latents it predicts for the coming frames and the latents the target encoder computes "
+        "for them."
     )
     with gr.Row():
         law = gr.Dropdown(list(LAWS), value=LAWS[0], label="Law")
         number = gr.Slider(0, MAX_PAIR_NUMBER, value=0, step=1, label="Pair")
         show = gr.Button("Show pair", variant="primary", elem_id="physics-pair-button")
     with gr.Row():
-        movie = gr.Video(label="possible | impossible", autoplay=True, loop=True)
+        movie = gr.Video(label=" | ".join(CLIP_NAMES), autoplay=True, loop=True)
         curves = gr.Plot(label="Surprise per frame")
     note = gr.Markdown(elem_id="physics-note")
     show.click(

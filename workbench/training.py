@@ -20,10 +20,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from train.checkpoint import LATEST
-from train.config import ConfigError, load_config
+from train.config import ConfigError, MaskStrategy, load_config
 from train.monitor import read_metrics
 from train.run_dir import LOCK_NAME, RunLock
 from workbench.bundles import BUNDLE_NAME
@@ -31,7 +31,7 @@ from workbench.paths import shown
 from workbench.runs import core_runs as core_runs  # the Train tab's and tests' import
 from workbench.runs import is_core_run
 
-STRATEGIES = ("multiblock", "random_tube", "causal")
+STRATEGIES: tuple[str, ...] = get_args(MaskStrategy)
 DECODER_DIR = "decoder"
 DEFAULT_DECODER_STEPS = 300
 ONLINE_PROBE_CLIPS = 256

@@ -51,19 +51,30 @@ class ClipDataset(Protocol):
     def __getitem__(self, key: int | Draw) -> Sample: ...
 
 
-def normalize_clip(clip: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 [..., C, T, H, W] -> ImageNet-normalised float."""
-    channel_shape = (3, 1, 1, 1)
+def _imagenet_stats(clip: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std shaped to broadcast over `clip` [..., 3, T, H, W]. The statistics
+    are RGB's: any other channel count is refused (a single channel would otherwise broadcast
+    silently into three)."""
+    if clip.dim() < 4 or clip.shape[-4] != len(IMAGENET_MEAN):
+        raise ValueError(
+            f"expected RGB clips [..., 3, T, H, W] for ImageNet normalisation, got shape "
+            f"{tuple(clip.shape)}"
+        )
+    channel_shape = (len(IMAGENET_MEAN), 1, 1, 1)
     mean = torch.tensor(IMAGENET_MEAN, device=clip.device, dtype=dtype).view(channel_shape)
     std = torch.tensor(IMAGENET_STD, device=clip.device, dtype=dtype).view(channel_shape)
+    return mean, std
+
+
+def normalize_clip(clip: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 [..., 3, T, H, W] -> ImageNet-normalised float."""
+    mean, std = _imagenet_stats(clip, dtype)
     return (clip.to(dtype) / 255.0 - mean) / std
 
 
 def denormalize_clip(clip: torch.Tensor) -> torch.Tensor:
     """Inverse of `normalize_clip`, back to uint8."""
-    channel_shape = (3, 1, 1, 1)
-    mean = torch.tensor(IMAGENET_MEAN, device=clip.device, dtype=clip.dtype).view(channel_shape)
-    std = torch.tensor(IMAGENET_STD, device=clip.device, dtype=clip.dtype).view(channel_shape)
+    mean, std = _imagenet_stats(clip, clip.dtype)
     return ((clip * std + mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
 
 

@@ -10,9 +10,21 @@ frame k; from k on, the impossible twin breaks one law for the main object (`obj
 * `inertia`     it stops, or turns by 90-150 degrees at the same speed, away from every wall.
 
 The possible twin is the world's own clip, so both twins share the background, the noise, the
-occluder and the distractors. Everything is a function of (world seed, pair number, law): the
-same arguments give the same pairs on any machine. The pairs come from a world whose seed the
-training never uses (`PAIR_WORLD`, added to the run's seed).
+occluder and the distractors.
+
+Each pair is completed into a *matched set* of four clips, as in IntPhys (Riochet et al. 2018,
+the benchmark Garrido et al. 2025 score on): beside the possible twin A and the impossible twin
+C, a second possible clip B shows lawfully what C shows after k (the object that was never
+there, the jumped object on a path that leads to where it landed, the new shape all along, the
+object that was always still), and a second impossible clip D runs B before k and A from k on
+(the violation in reverse: an object appearing from nothing, jumping back, changing back,
+starting to move by itself). Every frame of C and D is a frame of A or B at the same time, so a
+model's preference for some frames over others (an empty scene is easier to predict than a
+moving object) cancels in S(C) + S(D) - S(A) - S(B); only the violation is left.
+
+Everything is a function of (world seed, pair number, law): the same arguments give the same
+pairs on any machine. The pairs come from a world whose seed the training never uses
+(`PAIR_WORLD`, added to the run's seed).
 
 Each law's violation is placed where it can be seen (an object that jumps lands in open view,
 one that changes colour is not hidden at that moment); scenes in which a law cannot be broken
@@ -62,6 +74,12 @@ class PhysicsPair:
     distractors: int  # objects other than the main one
     possible_scene: Scene  # what was rendered: the world's own scene ...
     impossible_scene: Scene  # ... and the same with the main object's law broken
+    # The rest of the matched set (module docstring): B, lawful, equal to the impossible twin
+    # from k on; D, equal to B before k and to the possible twin from k on.
+    lawful_after: torch.Tensor
+    reversed_violation: torch.Tensor
+    lawful_after_scene: Scene
+    reversed_violation_scene: Scene
 
 
 def violation_frames(num_frames: int, context_frames: int) -> tuple[int, int]:
@@ -113,6 +131,13 @@ class PairWorld:
         )
 
     def _pair(self, law: str, scene: Scene, impossible: Scene, variant: str, k: int) -> PhysicsPair:
+        after = self._frames_from(k)
+        lawful = self._lawful_explanation(impossible.objects[0], k)
+        pieces = () if lawful is None else (lawful,)
+        lawful_after = _with_main(scene, *pieces)
+        main = scene.objects[0]
+        shown_before = () if lawful is None else (replace(lawful, visible=~after),)
+        reversed_violation = _with_main(scene, replace(main, visible=after), *shown_before)
         return PhysicsPair(
             law=law,
             variant=variant,
@@ -124,6 +149,36 @@ class PairWorld:
             distractors=len(scene.objects) - 1,
             possible_scene=scene,
             impossible_scene=impossible,
+            lawful_after=self.world.render(lawful_after),
+            reversed_violation=self.world.render(reversed_violation),
+            lawful_after_scene=lawful_after,
+            reversed_violation_scene=reversed_violation,
+        )
+
+    def _lawful_explanation(self, broken: SceneObject, k: int) -> SceneObject | None:
+        """The object the impossible twin shows from frame k on, on a lawful path through the
+        whole clip: its state at k run backwards in time (elastic walls are time-reversible), or
+        None when nothing is shown from k on (a vanished object)."""
+        if broken.visible is not None and not bool(broken.visible[k:].any()):
+            return None
+        if self.world.gravity != 0.0:
+            raise PairError("matched sets need a world without gravity (time-reversible paths)")
+        size = float(self.world.img_size)
+        x, y = broken.positions[k].tolist()
+        vx, vy = broken.velocities[k].tolist()
+        back, back_velocities = _simulate(
+            x, y, -vx, -vy, broken.radius, size - broken.radius, 0.0, k + 1
+        )
+        # back[j] is the position j frames before k, reached with back_velocities[j] (already
+        # turned by any bounce on the way); run forwards, that velocity reversed is the one
+        # that leaves frame k - j towards k - j + 1.
+        before = torch.tensor(back[k:0:-1], dtype=broken.positions.dtype)
+        velocities = -torch.tensor(back_velocities[k:0:-1], dtype=broken.velocities.dtype)
+        return replace(
+            broken,
+            positions=torch.cat([before, broken.positions[k:]]),
+            velocities=torch.cat([velocities, broken.velocities[k:]]),
+            visible=None,
         )
 
     # ---------------------------------------------------------------- helpers

@@ -8,7 +8,12 @@ Matched pairs from a held-out physics world (train/data/violations.py): one scen
 identical before frame k; the impossible twin breaks a law from k on. The model's surprise
 (train/eval/surprise.py: windows slide over the clip, the first half of each window predicts
 the second) is measured on both twins; a pair counts as right when the impossible twin is the
-more surprising (a tie counts half). Reported per law and overall, with a 95% Wilson interval,
+more surprising (a tie counts half). Each pair is also completed into an IntPhys-style matched
+set of four clips, in which every frame of the two impossible clips is a frame of the two
+possible ones; a set counts as right when the impossible clips together are the more
+surprising. The pairs favour whatever is easier to predict after k (an empty scene after a
+vanishing, a still object after a stop); the matched sets cancel that and keep only the
+violation. Both are reported per law and overall, with a 95% Wilson interval,
 beside the same architecture at step 0 (the run's own initial weights), a rule that learned
 nothing (every coming frame repeats the last one seen: it gets continuity right and permanence
 and inertia wrong) and, when `pixels=RUN` names one, a `target: pixels` model. Chance is 50%.
@@ -85,45 +90,59 @@ def _accuracy(outcomes: torch.Tensor) -> dict[str, Any]:
 
 @dataclass
 class PairSurprise:
-    """Each pair's clip surprise (mean and max over windows) for the two twins."""
+    """Each pair's clip surprise (mean and max over windows) for the four clips of its matched
+    set: the twins and the two clips that complete the set (train/data/violations.py)."""
 
     possible: dict[str, torch.Tensor]
     impossible: dict[str, torch.Tensor]
+    lawful_after: dict[str, torch.Tensor]
+    reversed_violation: dict[str, torch.Tensor]
+
+
+MATCHED_SET = ("possible", "impossible", "lawful_after", "reversed_violation")
 
 
 def surprise_of_pairs(
     forecaster: Forecaster, pairs: list[PhysicsPair], context_frames: int
 ) -> PairSurprise:
-    clips = torch.stack([c for p in pairs for c in (p.possible, p.impossible)])
+    clips = torch.stack([getattr(p, clip) for p in pairs for clip in MATCHED_SET])
     surprise = measure_surprise(forecaster, clips, context_frames)
     scores = {reduce: surprise.clip_score(reduce) for reduce in SCORES}
+    n = len(MATCHED_SET)
     return PairSurprise(
-        possible={r: s[0::2] for r, s in scores.items()},
-        impossible={r: s[1::2] for r, s in scores.items()},
+        **{clip: {r: s[i::n] for r, s in scores.items()} for i, clip in enumerate(MATCHED_SET)}
     )
 
 
+def _by_law(pairs: list[PhysicsPair], outcomes: torch.Tensor, gap: torch.Tensor) -> dict:
+    laws = {}
+    for law in dict.fromkeys(p.law for p in pairs):
+        rows = [i for i, p in enumerate(pairs) if p.law == law]
+        variants = {
+            v: _accuracy(outcomes[[i for i in rows if pairs[i].variant == v]])
+            for v in dict.fromkeys(pairs[i].variant for i in rows)
+        }
+        laws[law] = {
+            **_accuracy(outcomes[rows]),
+            "mean_relative_gap": float(gap[rows].mean()),
+            "variants": variants,
+        }
+    return {"laws": laws, "overall": _accuracy(outcomes)}
+
+
 def score_pairs(pairs: list[PhysicsPair], surprise: PairSurprise) -> dict[str, Any]:
-    """Accuracy per law, per way of breaking it, and overall, for both clip scores."""
+    """Accuracy per law, per way of breaking it, and overall, for both clip scores: the pairs
+    (impossible twin more surprising than its possible twin) and, under "matched", the matched
+    sets (the two impossible clips together more surprising than the two possible ones)."""
     result = {}
     for reduce in SCORES:
-        outcomes = pair_outcomes(surprise.possible[reduce], surprise.impossible[reduce])
-        gap = (surprise.impossible[reduce] - surprise.possible[reduce]) / surprise.possible[
-            reduce
-        ].clamp_min(1e-12)
-        laws = {}
-        for law in dict.fromkeys(p.law for p in pairs):
-            rows = [i for i, p in enumerate(pairs) if p.law == law]
-            variants = {
-                v: _accuracy(outcomes[[i for i in rows if pairs[i].variant == v]])
-                for v in dict.fromkeys(pairs[i].variant for i in rows)
-            }
-            laws[law] = {
-                **_accuracy(outcomes[rows]),
-                "mean_relative_gap": float(gap[rows].mean()),
-                "variants": variants,
-            }
-        result[reduce] = {"laws": laws, "overall": _accuracy(outcomes)}
+        possible, impossible = surprise.possible[reduce], surprise.impossible[reduce]
+        gap = (impossible - possible) / possible.clamp_min(1e-12)
+        result[reduce] = _by_law(pairs, pair_outcomes(possible, impossible), gap)
+        lawful = possible + surprise.lawful_after[reduce]
+        unlawful = impossible + surprise.reversed_violation[reduce]
+        matched_gap = (unlawful - lawful) / lawful.clamp_min(1e-12)
+        result[reduce]["matched"] = _by_law(pairs, pair_outcomes(lawful, unlawful), matched_gap)
     return result
 
 
@@ -158,8 +177,10 @@ class PhysicsMonitor:
         models = Pretrained(self.run, encoder, predictor, target_encoder, step)
         surprise = surprise_of_pairs(LatentForecaster(models), self.pairs, self.context)
         result = score_pairs(self.pairs, surprise)["mean"]
-        record = {"physics": result["overall"]["accuracy"]}
-        record.update({f"physics_{law}": r["accuracy"] for law, r in result["laws"].items()})
+        record = {}
+        for prefix, scored in (("physics", result), ("physics_matched", result["matched"])):
+            record[prefix] = scored["overall"]["accuracy"]
+            record.update({f"{prefix}_{law}": r["accuracy"] for law, r in scored["laws"].items()})
         return record
 
 
@@ -176,16 +197,20 @@ class PhysicsReport:
         score = score or self.settings["score"]
         laws = self.settings["laws"]
         lines = [
-            f"Intuitive physics: {self.model} (step {self.step}), {self.pairs['total']} pairs, "
-            f"{score} surprise over windows; share of pairs where the impossible twin is the "
-            "more surprising (95% interval); chance 50%",
-            "",
-            "| model | " + " | ".join(laws) + " | overall |",
-            "|---|" + "---|" * (len(laws) + 1),
+            f"Intuitive physics: {self.model} (step {self.step}), {self.pairs['total']} pairs "
+            f"and as many matched sets, {score} surprise over windows; chance 50%, 95% "
+            "intervals in brackets",
         ]
-        for name, result in self.models.items():
-            cells = [result[score]["laws"][law] for law in laws] + [result[score]["overall"]]
-            lines.append(f"| {name} | " + " | ".join(_cell(c) for c in cells) + " |")
+        for title, part in (
+            ("Pairs: share where the impossible twin is the more surprising", None),
+            ("Matched sets: share where S(C) + S(D) > S(A) + S(B)", "matched"),
+        ):
+            lines += ["", title, "", "| model | " + " | ".join(laws) + " | overall |"]
+            lines.append("|---|" + "---|" * (len(laws) + 1))
+            for name, result in self.models.items():
+                scored = result[score] if part is None else result[score][part]
+                cells = [scored["laws"][law] for law in laws] + [scored["overall"]]
+                lines.append(f"| {name} | " + " | ".join(_cell(c) for c in cells) + " |")
         return "\n".join(lines)
 
     def write(self, path: str | Path) -> Path:

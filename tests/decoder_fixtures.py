@@ -1,5 +1,6 @@
-"""Shared by the decoder tests: micro V-JEPA models (random weights) and decoders, 4 frames x
-32 px in tubelets of 2 x 8 x 8 (a 2 x 4 x 4 token grid), widths of 32 and less."""
+"""Shared by the decoder tests (a helper module: pytest collects no tests here): micro V-JEPA
+models (random weights) and decoders, 4 frames x 32 px in tubelets of 2 x 8 x 8 (a 2 x 4 x 4
+token grid), widths of 32 and less."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import copy
 
 import torch
 
+from conftest import MICRO
 from decoder.config import DecoderConfig, DecoderModelConfig, load_decoder_config
 from decoder.masks import TokenGeometry
 from decoder.model import PixelDecoder, build_decoder
-from tests.conftest import MICRO
 from train.config import load_config
 from train.masks import num_mask_sets
 from train.models import build_encoder, build_predictor
@@ -52,16 +53,3 @@ def random_clip(frames: int = 4, size: int = 32, seed: int = 0) -> torch.Tensor:
     """uint8 [3, T, H, W]."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (3, frames, size, size), dtype=torch.uint8, generator=gen)
-
-
-def test_micro_geometry_is_what_the_decoder_tests_assume():
-    pretrained = micro_pretrained()
-    geometry = TokenGeometry.from_model_config(pretrained.config.model)
-    assert geometry.grid == (2, 4, 4)
-    assert geometry.patch_dim == 2 * 8 * 8 * 3
-    assert len(pretrained.predictor.mask_tokens) == 2
-    assert micro_decoder(pretrained)(torch.zeros(1, 3, 32), torch.tensor([[0, 5, 31]])).shape == (
-        1,
-        3,
-        geometry.patch_dim,
-    )

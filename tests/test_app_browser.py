@@ -11,13 +11,13 @@ import pytest
 from PIL import Image
 
 from conftest import REPO
-from test_workbench_fixtures import free_port, moving_square_video, write_micro_bundle
 from workbench import clip_table, embed, tab_embeddings
 from workbench.app import build_app, launch
 from workbench.browser import INSTALL_HINT, find_chromium, open_browser, paint_and_predict
 from workbench.context import AppContext
 from workbench.frames import GAP_PX
 from workbench.predict import STRIP_PX
+from workbench_fixtures import free_port, moving_square_video, write_micro_bundle
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("workbench_browser")]
 ARTIFACTS = REPO / "test-artifacts"

@@ -11,7 +11,6 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from test_workbench_fixtures import free_port, moving_square_video, write_micro_bundle
 from train.data.base import DataError
 from train.data.listfile import read_list_file
 from train.data.video import decode_size
@@ -23,6 +22,7 @@ from workbench.context import AppContext
 from workbench.tab_embeddings import EmbeddingHandlers
 from workbench.tab_predict import PredictHandlers
 from workbench.tab_train import TrainHandlers
+from workbench_fixtures import free_port, moving_square_video, write_micro_bundle
 
 SECRET = "API_TOKEN=s3cr3t-value"
 

@@ -10,13 +10,13 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from test_workbench_fixtures import free_port, painted_editor, write_micro_bundle
 from workbench import clip_table, embed, tab_embeddings
 from workbench.__main__ import main, parse_args
 from workbench.app import build_app, launch
 from workbench.context import AppContext
 from workbench.examples import example_names
 from workbench.predict import EDITOR_PX
+from workbench_fixtures import free_port, painted_editor, write_micro_bundle
 
 pytestmark = pytest.mark.xdist_group("workbench_app")
 EXAMPLE = example_names()[3]  # a 16-frame physics scene

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from decoder.bundle import load_bundle
-from test_workbench_fixtures import moving_square_video, write_micro_bundle
 from train.data.synthetic import PhysicsWorld
 from workbench import clip_table
 from workbench.clip_table import FOLDER, DataChoice
+from workbench_fixtures import moving_square_video, write_micro_bundle
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from decoder.inference import pixels_to_clips
 from decoder.latents import target_latents, token_mask_set
 from decoder.masks import TemporalExtent
 from decoder.render import render_prediction
-from test_workbench_fixtures import painted_editor, write_micro_bundle
 from train.data import normalize_clip
 from workbench.comparison import MEAN_COLOUR, PREDICTION, TARGET, compare
 from workbench.context import AppContext
@@ -28,6 +27,7 @@ from workbench.predict import EDITOR_PX, STRIP_PX, clip_window, predict
 from workbench.step0 import untrained_surprise
 from workbench.tab_model import NO_CURVES, ModelHandlers, quality_rows
 from workbench.tab_predict import PredictHandlers
+from workbench_fixtures import painted_editor, write_micro_bundle
 
 # A square over the top-left quarter of the frames, on every frame.
 EDITOR = painted_editor(EDITOR_PX, (0, 0, 160, 160))

@@ -10,11 +10,6 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from test_workbench_fixtures import (
-    micro_app_context,
-    moving_square_video,
-    painted_editor,
-)
 from train.monitor import MetricsLog
 from workbench import clip_table
 from workbench.context import AppContext
@@ -26,6 +21,11 @@ from workbench.tab_model import ModelHandlers, pretrain_metrics
 from workbench.tab_predict import PredictHandlers
 from workbench.tab_train import TrainHandlers
 from workbench.video_io import write_mp4
+from workbench_fixtures import (
+    micro_app_context,
+    moving_square_video,
+    painted_editor,
+)
 
 
 @pytest.fixture(scope="module")

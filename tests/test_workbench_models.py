@@ -14,7 +14,6 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import MICRO
-from test_workbench_fixtures import free_port, painted_editor, write_micro_bundle
 from train.checkpoint import save_checkpoint
 from train.config import dump_config, load_config, to_dict
 from train.masks import num_mask_sets
@@ -34,6 +33,7 @@ from workbench.tab_features import FeatureHandlers
 from workbench.tab_model import ModelHandlers
 from workbench.tab_physics import PhysicsHandlers
 from workbench.tab_predict import PredictHandlers
+from workbench_fixtures import free_port, painted_editor, write_micro_bundle
 
 
 def write_micro_run(run_dir: Path, seed: int = 0, step: int = 7) -> Path:

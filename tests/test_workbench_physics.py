@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from test_workbench_fixtures import micro_app_context
 from train.eval.physics import MATCHED_SET, PhysicsConfig, pair_world
 from train.eval.surprise import LatentForecaster, measure_surprise
 from workbench.examples import example_names
 from workbench.frames import GAP_PX
 from workbench.tab_physics import CLIP_NAMES, PhysicsHandlers
 from workbench.tab_predict import PredictHandlers
+from workbench_fixtures import micro_app_context
 
 
 @pytest.fixture(scope="module")

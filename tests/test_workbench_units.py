@@ -9,7 +9,6 @@ import pytest
 
 from decoder.bundle import load_bundle
 from decoder.masks import TemporalExtent
-from test_workbench_fixtures import MICRO_SIZE, painted_editor, write_micro_bundle
 from workbench.clip_store import ClipStore
 from workbench.embed import nearest_neighbours, pca_2d
 from workbench.features import pca_rgb, token_map_to_frames
@@ -18,6 +17,7 @@ from workbench.masks_ui import MaskChoice, painted_pixels, temporal_extent, toke
 from workbench.plots import collapse_figure, embedding_figure, probe_figure, surprise_figure
 from workbench.predict import EDITOR_PX, clip_window, last_start
 from workbench.video_io import Video, VideoError, read_video, write_mp4
+from workbench_fixtures import MICRO_FRAMES, MICRO_SIZE, painted_editor, write_micro_bundle
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +246,17 @@ def test_clip_store_drops_the_oldest_clips_beyond_its_budget():
         store.get(keys[0])  # 3 x 600 bytes > 1300: the oldest went
     big = ClipStore(max_bytes=10)
     assert big.get(big.put(video("only"))).name == "only"  # the newest always stays
+
+
+def test_micro_bundle_loads_with_the_expected_geometry(tmp_path):
+    bundle = load_bundle(write_micro_bundle(tmp_path / "micro.safetensors"))
+    assert bundle.grid == (MICRO_FRAMES // 2, MICRO_SIZE // 8, MICRO_SIZE // 8)
+    assert bundle.num_frames == MICRO_FRAMES and bundle.img_size == MICRO_SIZE
+    assert bundle.pretrained.step == 7
+
+
+def test_painted_editor_paints_only_the_box():
+    value = painted_editor(40, (10, 20, 30, 40))
+    alpha = value["layers"][0][..., 3]
+    assert alpha.sum() == 255 * 20 * 20
+    assert alpha[9, 25] == 0 and alpha[10, 20] == 255

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from conftest import MICRO
-from decoder.bundle import load_bundle, save_bundle
+from decoder.bundle import save_bundle
 from decoder.config import DecoderConfig, DecoderModelConfig
 from decoder.masks import TokenGeometry
 from decoder.model import build_decoder
@@ -74,20 +74,6 @@ def moving_square_video(path: Path, frames: int = 12, size: int = 64, fps: int =
         x = (t * 3) % (size - side)
         clip[t, size // 3 : size // 3 + side, x : x + side] = (240, 200, 40)
     return write_mp4(clip, path, fps)
-
-
-def test_micro_bundle_loads_with_the_expected_geometry(tmp_path):
-    bundle = load_bundle(write_micro_bundle(tmp_path / "micro.safetensors"))
-    assert bundle.grid == (MICRO_FRAMES // 2, MICRO_SIZE // 8, MICRO_SIZE // 8)
-    assert bundle.num_frames == MICRO_FRAMES and bundle.img_size == MICRO_SIZE
-    assert bundle.pretrained.step == 7
-
-
-def test_painted_editor_paints_only_the_box():
-    value = painted_editor(40, (10, 20, 30, 40))
-    alpha = value["layers"][0][..., 3]
-    assert alpha.sum() == 255 * 20 * 20
-    assert alpha[9, 25] == 0 and alpha[10, 20] == 255
 
 
 def free_port() -> int:

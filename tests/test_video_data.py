@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from train.config import DataConfig, ModelConfig
+from train.batches import BatchPlan, StepBatches
+from train.config import ConfigError, DataConfig, ModelConfig
 from train.data.base import DataError, Draw
 from train.data.files import SkippedFileWarning, UnreadableError
 from train.data.listfile import read_list_file
@@ -409,3 +410,94 @@ def test_dataloader_workers_see_the_same_draws(numbered: Path) -> None:
     loader = torch.utils.data.DataLoader(dataset, sampler=draws, batch_size=2, num_workers=2)
     batched = torch.cat([batch["clip"] for batch in loader])
     assert torch.equal(batched, torch.stack([dataset[d]["clip"] for d in draws]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Several training clips per opened video (data.clips_per_video).
+
+
+def count_opens(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Record every reader the dataset opens (the probe included), by path."""
+    import train.data.video as video_module
+
+    opened: list[Path] = []
+    real_open = video_module.open_video
+
+    def counting_open(path: Path, *args, **kwargs):
+        opened.append(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(video_module, "open_video", counting_open)
+    return opened
+
+
+def test_a_run_of_draws_of_one_video_opens_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = write_video(tmp_path / "a.mp4", num_frames=100)
+    second = write_video(tmp_path / "b.mp4", num_frames=100)
+    dataset = VideoDataset(tmp_path, num_frames=4, img_size=32, **FULL_FRAME)
+    opened = count_opens(monkeypatch)
+    draws = [Draw(0, seed) for seed in range(4)] + [Draw(1, seed) for seed in range(4, 8)]
+    grouped = dataset.samples(draws)
+    assert opened == [first, second]  # one open per video for its four clips
+    assert len(grouped) == len(draws)
+    # The same clips as one draw at a time: start, crop and flip come from each Draw's seed.
+    for sample, draw in zip(grouped, draws, strict=True):
+        assert torch.equal(sample["clip"], dataset[draw]["clip"])
+    starts = [clip_frame_numbers(sample["clip"])[0] for sample in grouped[:4]]
+    assert len(set(starts)) == 4  # four different start times from the one open
+    again = dataset.samples(draws)
+    assert all(torch.equal(a["clip"], b["clip"]) for a, b in zip(grouped, again, strict=True))
+
+
+def test_a_run_of_draws_of_a_bad_video_is_substituted_and_counted(tmp_path: Path) -> None:
+    write_broken_files(tmp_path / "a_bad")
+    write_video(tmp_path / "b_good.mp4", num_frames=60)
+    dataset = VideoDataset(tmp_path, num_frames=4, img_size=32)
+    bad = dataset.paths.index(tmp_path / "a_bad" / "zero.mp4")
+    draws = [Draw(bad, seed) for seed in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFileWarning)
+        grouped = dataset.samples(draws)
+        single = [dataset[draw] for draw in draws]
+    for sample, alone in zip(grouped, single, strict=True):
+        assert torch.equal(sample["clip"], alone["clip"])
+        assert sample["skipped"] == alone["skipped"] and sample["skipped"]  # each draw counted
+
+
+def test_clips_per_video_from_config(numbered: Path) -> None:
+    data = DataConfig(source="videos", path=str(numbered), clips_per_video=4)
+    dataset = VideoDataset.from_config(data, ModelConfig(num_frames=4, img_size=32))
+    assert dataset.clips_per_open == 4
+    assert DataConfig().clips_per_video == 1  # default: one clip per draw, as before
+    with pytest.raises(DataError, match="clips_per_open=0"):
+        VideoDataset(numbered, clips_per_open=0)
+
+
+def test_the_batch_plan_gives_each_video_consecutive_slots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = BatchPlan.create(6, 8, None, 1, 0, seed=3)
+    four = BatchPlan.create(6, 8, None, 1, 0, seed=3, clips_per_item=4)
+    assert one.clips_per_item == 1
+    grouped = four.draws(step=0, micro_step=0)
+    indices = [d.index for d in grouped]
+    assert indices[:4] == [indices[0]] * 4 and indices[4:] == [indices[4]] * 4
+    assert indices[0] != indices[4]
+    assert len({d.seed for d in grouped}) == 8  # each clip its own start, crop and flip
+    # Steps 0-2 of four clips per video visit 24 / 4 = 6 items: a whole epoch, each item once.
+    visited = [d.index for step in range(3) for d in four.draws(step, 0)[::4]]
+    assert sorted(visited) == list(range(6))
+    with pytest.raises(ConfigError, match="clips_per_video=0"):
+        BatchPlan.create(6, 8, None, 1, 0, seed=3, clips_per_item=0)
+
+    # A training run over two videos opens each once per group of four clips.
+    for name in ("a.mp4", "b.mp4"):
+        write_video(tmp_path / name, num_frames=100)
+    data = DataConfig(source="videos", path=str(tmp_path), clips_per_video=4)
+    dataset = VideoDataset.from_config(data, ModelConfig(num_frames=4, img_size=32))
+    opened = count_opens(monkeypatch)
+    plan = BatchPlan.create(len(dataset), 8, None, 1, 0, seed=3, clips_per_item=4)
+    batch = StepBatches(dataset, plan, lambda *_: None, (3, 4, 32, 32))[0, 0]
+    assert batch.clips.shape[0] == 8 and len(opened) == 2

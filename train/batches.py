@@ -74,6 +74,10 @@ class BatchPlan:
     world_size: int
     rank: int
     seed: int
+    # Consecutive slots that draw the same item (each with its own augmentation seed): a video
+    # dataset then opens and decodes a file once for several clips (`data.clips_per_video`).
+    # An epoch visits every item this many times.
+    clips_per_item: int = 1
 
     @classmethod
     def create(
@@ -84,6 +88,7 @@ class BatchPlan:
         world_size: int,
         rank: int,
         seed: int,
+        clips_per_item: int = 1,
     ) -> BatchPlan:
         if global_batch % world_size:
             raise ConfigError(
@@ -99,7 +104,9 @@ class BatchPlan:
             )
         if dataset_len < 1:
             raise ConfigError("the dataset is empty: check data.path")
-        return cls(dataset_len, global_batch, micro, world_size, rank, seed)
+        if clips_per_item < 1:
+            raise ConfigError(f"data.clips_per_video={clips_per_item} must be at least 1")
+        return cls(dataset_len, global_batch, micro, world_size, rank, seed, clips_per_item)
 
     @property
     def accum_steps(self) -> int:
@@ -113,7 +120,7 @@ class BatchPlan:
         draws = []
         for slot in self.slots(micro_step):
             position = step * self.global_batch + slot
-            epoch, offset = divmod(position, self.dataset_len)
+            epoch, offset = divmod(position // self.clips_per_item, self.dataset_len)
             index = int(_permutation(self.seed, epoch, self.dataset_len)[offset])
             draws.append(Draw(index, mix_seed(self.seed, AUGMENT, step, slot)))
         return draws
@@ -148,7 +155,10 @@ class StepBatches(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> Batch:
         step, micro_step = key
-        samples = [self.dataset[draw] for draw in self.plan.draws(step, micro_step)]
+        draws = self.plan.draws(step, micro_step)
+        # Datasets that can serve several draws of one item from one read say so with `samples`.
+        read_many = getattr(self.dataset, "samples", None)
+        samples = read_many(draws) if read_many else [self.dataset[d] for d in draws]
         for sample in samples:
             if (
                 tuple(sample["clip"].shape) != self.clip_shape

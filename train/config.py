@@ -125,6 +125,10 @@ class DataConfig:
     decode_threads: int = 1
     # Evaluation view: evenly spaced clips per video (the int index enumerates video x clip).
     eval_clips_per_video: int = 1
+    # Training clips per opened video (V-JEPA's num_clips): a video's index fills this many
+    # consecutive batch slots, each with its own start, crop and flip, and one open and one
+    # decode serve them all (VideoDataset.samples). Clips per step stay batch_size. 1: today's.
+    clips_per_video: int = 1
     # Training stops when more than this fraction of the items drawn could not be read.
     max_bad_fraction: float = 0.1
 

@@ -241,6 +241,8 @@ class Trainer:
             self.dist.world_size,
             self.dist.rank,
             cfg.seed,
+            # Only sources that read several clips per open group their draws (video files).
+            getattr(self.dataset, "clips_per_open", 1),
         )
         m = cfg.model
         self.masker = build_masker(cfg.mask, self.encoder.grid_size, m.tubelet_size)

@@ -27,15 +27,20 @@ def label_ids(raw: Sequence[str]) -> tuple[list[int], list[str]]:
     return [number[label] for label in raw], names
 
 
-def read_list_file(list_file: Path) -> VideoList:
-    """Parse `path` or `path label` lines; blank lines and lines starting with # are ignored.
+@dataclass(frozen=True)
+class ListEntry:
+    path: Path  # resolved against the list file's folder
+    label: str | None  # the label word as written (None on unlabelled lines)
+
+
+def read_list_entries(list_file: Path) -> list[ListEntry]:
+    """The `path [label]` lines as written; blank lines and lines starting with # are ignored.
 
     The label is the last space-separated word, so paths may contain spaces when labelled.
     Either every line has a label or none has.
     """
     base = list_file.parent
-    paths: list[Path] = []
-    raw_labels: list[str] = []
+    entries: list[ListEntry] = []
     unlabelled_lines: list[int] = []
     try:
         text = list_file.read_text()
@@ -50,19 +55,26 @@ def read_list_file(list_file: Path) -> VideoList:
         if not line or line.startswith("#"):
             continue
         words = line.rsplit(maxsplit=1)
-        if len(words) == 2:
-            raw_labels.append(words[1])
-        else:
+        if len(words) == 1:
             unlabelled_lines.append(number)
-        paths.append(base / Path(words[0]).expanduser())
-    if not paths:
+        entries.append(
+            ListEntry(base / Path(words[0]).expanduser(), words[1] if len(words) == 2 else None)
+        )
+    if not entries:
         raise DataError(f"list file {list_file} names no videos (expected `path [label]` lines)")
-    if not raw_labels:
-        return VideoList(paths, None, None)
-    if unlabelled_lines:
+    if unlabelled_lines and len(unlabelled_lines) < len(entries):
         raise DataError(
             f"list file {list_file}: line {unlabelled_lines[0]} has no label but other lines do; "
             "give every line a label or none"
         )
-    labels, class_names = label_ids(raw_labels)
+    return entries
+
+
+def read_list_file(list_file: Path) -> VideoList:
+    """Paths and labels of a list file (`read_list_entries`), labels numbered by `label_ids`."""
+    entries = read_list_entries(list_file)
+    paths = [entry.path for entry in entries]
+    if entries[0].label is None:
+        return VideoList(paths, None, None)
+    labels, class_names = label_ids([entry.label for entry in entries if entry.label is not None])
     return VideoList(paths, labels, class_names)

@@ -17,6 +17,11 @@ never held at 4K. Evaluation decodes with the short side at `eval_short_side(img
 scale) (409 for 224 and scale 0.3, capped at 2 × img_size), so that even the smallest random crop
 has about img_size pixels across. Frames are never enlarged at decode time.
 
+Several clips per open (V-JEPA's `num_clips`): `samples(draws)` gives the same samples as
+`[dataset[d] for d in draws]`, but a run of consecutive draws of one video (a sampler repeating
+the video's index, `data.clips_per_video`) opens that video once and decodes the frames of all
+its clips in one pass, each clip still drawn from its own Draw's seed.
+
 Bad files: the training view (`Draw`) replaces an unreadable video by the next readable one
 (index + 1, + 2, ... wrapping, at most `max_skip_attempts`), lists one message per bad file in
 the sample's `skipped`, and warns once per file per process. The evaluation view (int index)
@@ -27,6 +32,7 @@ order until one reads (at most `probe_limit`), so a folder of nothing readable i
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import operator
 import os
@@ -262,11 +268,13 @@ class VideoDataset:
         decode_threads: int = 1,
         probe_limit: int = PROBE_LIMIT,
         max_skip_attempts: int = MAX_SKIP_ATTEMPTS,
+        clips_per_open: int = 1,
     ) -> None:
-        if num_frames < 1 or frame_step < 1 or clips_per_video < 1:
+        if num_frames < 1 or frame_step < 1 or clips_per_video < 1 or clips_per_open < 1:
             raise DataError(
-                f"num_frames={num_frames}, frame_step={frame_step} and "
-                f"clips_per_video={clips_per_video} must all be at least 1"
+                f"num_frames={num_frames}, frame_step={frame_step}, "
+                f"clips_per_video={clips_per_video} and clips_per_open={clips_per_open} must "
+                "all be at least 1"
             )
         if fps is not None and fps <= 0:
             raise DataError(f"fps={fps} must be positive (or None to use frame_step)")
@@ -282,6 +290,9 @@ class VideoDataset:
         self.fps = fps
         self.short_video_policy = short_video_policy
         self.clips_per_video = clips_per_video
+        # Training clips per opened video (data.clips_per_video): how many consecutive slots the
+        # sampler gives one video; `samples` serves such a run from one open.
+        self.clips_per_open = clips_per_open
         self.decode_threads = decode_threads
         self.max_skip_attempts = max_skip_attempts
         self.train_transform = TrainTransform(img_size, crop_scale, crop_aspect, hflip)
@@ -314,6 +325,7 @@ class VideoDataset:
             hflip=data.hflip,
             decode_threads=data.decode_threads,
             clips_per_video=data.eval_clips_per_video,
+            clips_per_open=data.clips_per_video,
         )
 
     @staticmethod
@@ -372,6 +384,33 @@ class VideoDataset:
             sample["skipped"] = skipped
         return sample
 
+    def samples(self, draws: Sequence[Draw]) -> list[Sample]:
+        """Training samples for `draws`: equal to `[self[d] for d in draws]`, but each run of
+        consecutive draws with one index opens its video once and decodes once."""
+        samples: list[Sample] = []
+        for _, run in itertools.groupby(draws, key=operator.attrgetter("index")):
+            samples.extend(self._training_group(list(run)))
+        return samples
+
+    def _training_group(self, draws: list[Draw]) -> list[Sample]:
+        if len(draws) == 1:
+            return [self._training_view(draws[0])]
+        video = self._video_of(draws[0].index)
+        generators = [draw_generator(draw.seed) for draw in draws]
+        try:
+            decoded = self.read_clips(video, generators)
+        except UnreadableError:
+            # The one-draw path substitutes, reports and counts exactly as without grouping
+            # (a failed open is remembered, so this costs no second open of a broken file).
+            return [self._training_view(draw) for draw in draws]
+        return [
+            {
+                "clip": self.train_transform(clip.frames, generator).contiguous(),
+                "labels": self.labels_of(video),
+            }
+            for clip, generator in zip(decoded, generators, strict=True)
+        ]
+
     def _evaluation_view(self, index: int) -> Sample:
         if index < 0:
             index += len(self)
@@ -406,6 +445,34 @@ class VideoDataset:
             start = eval_starts(opened.num_frames, span, self.clips_per_video)[clip]
         indices = clip_indices(start, self.num_frames, stride, opened.num_frames)
         frames = read_frames(opened, self.paths[video], indices)
+        return self._decoded(opened, frames, indices, stride)
+
+    def read_clips(self, video: int, generators: Sequence[torch.Generator]) -> list[DecodedClip]:
+        """One training clip per generator from one open of `video`: the starts are drawn as
+        `read_clip` draws them, and all frames are decoded in one call, so frames that clips
+        share (and the seeks between them) are decoded once."""
+        opened = self._open(video, self.train_short_side)
+        stride = clip_stride(self.frame_step, self.fps, opened.fps)
+        span = clip_span(self.num_frames, stride)
+        clips = [
+            clip_indices(
+                random_start(opened.num_frames, span, generator),
+                self.num_frames,
+                stride,
+                opened.num_frames,
+            )
+            for generator in generators
+        ]
+        frames = read_frames(opened, self.paths[video], [i for clip in clips for i in clip])
+        return [
+            self._decoded(opened, part, indices, stride)
+            for part, indices in zip(frames.split(self.num_frames, dim=1), clips, strict=True)
+        ]
+
+    @staticmethod
+    def _decoded(
+        opened: OpenVideo, frames: torch.Tensor, indices: list[int], stride: int
+    ) -> DecodedClip:
         return DecodedClip(
             frames=frames,
             indices=indices,

@@ -8,6 +8,7 @@ first and swaps UMAP in when it is done.
     coords = pca_2d(features)                 # [N, 2], milliseconds
     coords = umap_2d(features)                # [N, 2], seconds once warm
     neighbours = nearest_neighbours(features, [3, 17], k=8)
+    distances = cosine_distances(features, [3, 17], neighbours)   # 0 = same direction, 2 = opposite
 """
 
 from __future__ import annotations
@@ -73,6 +74,16 @@ def nearest_neighbours(features: np.ndarray, queries: list[int], k: int = 8) -> 
         return np.zeros(0, dtype=np.int64)
     best = np.argpartition(-similarity, count - 1)[:count]
     return best[np.argsort(-similarity[best])]
+
+
+def cosine_distances(features: np.ndarray, queries: list[int], rows: np.ndarray) -> np.ndarray:
+    """Cosine distance (1 - cosine similarity, 0..2) of clips `rows` from the mean of the unit
+    features of the `queries` clips: the measure `nearest_neighbours` ranks by."""
+    x = np.asarray(features, dtype=np.float64)
+    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    centre = unit[queries].mean(0)
+    centre /= max(np.linalg.norm(centre), 1e-12)
+    return 1.0 - unit[np.asarray(rows, dtype=np.int64)] @ centre
 
 
 class UmapWarmUp:

@@ -95,3 +95,106 @@ def pca_rgb(features: np.ndarray) -> PcaColours:
 def token_map_to_frames(token_rgb: np.ndarray, tubelet: int, patch: int) -> np.ndarray:
     """uint8 [T', H', W', 3] token colours -> [T' * tubelet, H' * patch, W' * patch, 3] frames."""
     return token_rgb.repeat(tubelet, 0).repeat(patch, 1).repeat(patch, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The position component, the blend over the frames, and the foreground.
+#
+# A ViT's tokens carry their position (the position embedding, or RoPE's traces in the
+# features): with a static scene, the largest difference between tokens can be *when* they are,
+# so the first component splits the clip in time, a colour flip between two tubelets. Two ways
+# to take it out before the PCA:
+#   * subtract the mean feature at each (t, h, w) position over reference clips: what every clip
+#     has at that position, i.e. the position itself;
+#   * project out the directions along which the clip's per-time-step mean feature moves.
+
+POSITION_KEEP = "keep"
+POSITION_MEAN = "subtract per-position mean"
+POSITION_PROJECT = "project out time direction"
+POSITION_OPTIONS = (POSITION_KEEP, POSITION_MEAN, POSITION_PROJECT)
+
+
+def time_share(features: np.ndarray) -> float:
+    """Share (0..1) of the first principal component's variance that lies between time steps:
+    near 1 when PC 1 mostly says where in time a token is, near 0 when it varies within frames.
+
+    `features` is [T', H', W', D]."""
+    projection = fit_pca(features)
+    scores = (features.reshape(-1, features.shape[-1]) - projection.mean) @ projection.components[0]
+    scores = scores.reshape(features.shape[0], -1)
+    total = scores.var()
+    return float(scores.mean(1).var() / total) if total > 0 else 0.0
+
+
+def project_out_time(features: np.ndarray) -> np.ndarray:
+    """[T', H', W', D] features without the directions their per-time-step means span (after
+    centring): whatever shifts all tokens of a time step together is gone, the rest kept."""
+    x = features.astype(np.float64)
+    means = x.reshape(x.shape[0], -1, x.shape[-1]).mean(1)  # [T', D]
+    shifts = means - means.mean(0)
+    _, singular, directions = np.linalg.svd(shifts, full_matrices=False)
+    basis = directions[singular > 1e-9 * max(singular.max(initial=0.0), 1e-30)]
+    return (x - (x @ basis.T) @ basis).astype(np.float32)
+
+
+def subtract_position_mean(features: np.ndarray, position_mean: np.ndarray) -> np.ndarray:
+    """[T', H', W', D] features minus the mean feature of each position over reference clips."""
+    if position_mean.shape != features.shape:
+        raise ValueError(
+            f"position mean of shape {position_mean.shape} does not fit features {features.shape}"
+        )
+    return (features - position_mean).astype(np.float32)
+
+
+@torch.no_grad()
+def position_mean(
+    bundle: Bundle, clips_uint8: list[torch.Tensor], encoder: str = "target_encoder"
+) -> np.ndarray:
+    """Mean token features [T', H', W', D] of reference clips uint8 [N, 3, T, S, S]."""
+    model = getattr(bundle, encoder)
+    clips = torch.stack([bundle.fit_clip(clip) for clip in clips_uint8])
+    tokens = model(normalize_clip(clips.to(bundle.device))).float().mean(0)  # [N', D]
+    return tokens.cpu().numpy().reshape(*bundle.grid, -1)
+
+
+def check_unit(value: float, what: str) -> float:
+    """`value` as a float in 0..1, or a ValueError naming `what`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number between 0 and 1, got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{what} must lie between 0 and 1, got {number:g}")
+    return number
+
+
+def foreground_mask(features: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """bool [...]: the tokens on the smaller side of `threshold` on the first principal
+    component, scaled to 0..1 (the DINOv2 PCA demos' foreground; the smaller side, since an
+    object covers less of the frame than the background does)."""
+    threshold = check_unit(threshold, "the foreground threshold")
+    projection = fit_pca(features)
+    flat = features.reshape(-1, features.shape[-1]).astype(np.float64)
+    scores = (flat - projection.mean) @ projection.components[0]
+    scaled = (scores - scores.min()) / max(np.ptp(scores), 1e-12)
+    above = scaled > threshold
+    mask = above if above.sum() <= above.size / 2 else ~above
+    return mask.reshape(features.shape[:-1])
+
+
+def foreground_rgb(features: np.ndarray, mask: np.ndarray) -> PcaColours:
+    """PCA colours fitted on the foreground tokens only (their own contrasts), background black."""
+    rgb = np.zeros((*features.shape[:-1], 3), np.uint8)
+    explained = np.zeros(3)
+    if mask.sum() >= 2:
+        projection = fit_pca(features[mask])
+        rgb[mask] = projection.rgb(features[mask])
+        explained = projection.explained
+    return PcaColours(rgb, explained)
+
+
+def blend(frames: np.ndarray, colours: np.ndarray, alpha: float) -> np.ndarray:
+    """uint8 frames with the colour map laid over them: 0 = the frames, 1 = the map alone."""
+    alpha = check_unit(alpha, "the map's opacity")
+    mixed = alpha * colours.astype(np.float32) + (1.0 - alpha) * frames.astype(np.float32)
+    return mixed.round().astype(np.uint8)

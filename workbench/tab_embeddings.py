@@ -5,11 +5,18 @@ clips and shows them with their nearest neighbours in feature space.
 Plotly's selection events live in the browser; a small script (`BRIDGE_JS`) copies the selected
 clip numbers into the "Selected clips" box and presses "Show selection", and the hovered clip's
 number into a hidden box. Typing clip numbers into the box works the same way.
+
+Colours: every label of the clips (the physics world's motion labels and what its scenes show,
+background included; a folder's sub-folders or list-file labels), or a CSV the user uploads
+(`file name, label` lines, read as bytes: no server path). "Show only" filters the map by the
+colour label's values. "Export" writes the selection as a list file (`path label` lines) under
+the app's output folder, for training's and evaluation's `data.path=`.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,16 +29,19 @@ from workbench.clip_table import (
     FOLDER,
     SOURCES,
     SYNTHETIC,
+    UNLABELLED,
     ClipTable,
     DataChoice,
     cached_table,
     clip_table,
+    export_selection,
+    labels_from_csv,
 )
 from workbench.context import AppContext
-from workbench.embed import nearest_neighbours, pca_2d, umap_2d
+from workbench.embed import cosine_distances, nearest_neighbours, pca_2d, umap_2d
 from workbench.frames import enlarge, write_gif
 from workbench.guard import user_errors
-from workbench.paths import new_output_path
+from workbench.paths import new_output_path, output_dir
 from workbench.plots import embedding_figure
 
 METHODS = ("PCA", "UMAP")
@@ -107,16 +117,57 @@ def _coords(table: ClipTable, method: str) -> np.ndarray:
     raise ValueError(f"map method {method!r}: choose one of {', '.join(METHODS)}")
 
 
-def map_figure(table: ClipTable, method: str, colour_by: str) -> Any:
-    labels = names = None
-    if colour_by and colour_by != NO_LABEL:
-        if colour_by not in table.labels:
-            raise ValueError(f"these clips have no label {colour_by!r}")
-        labels, names = table.labels[colour_by], table.label_names[colour_by]
+def uploaded_for(table: ClipTable, uploaded: dict | None) -> dict | None:
+    """The CSV labels uploaded for this map, or None (a CSV belongs to the map it was read for)."""
+    return uploaded if uploaded and uploaded.get("table") == table.key else None
+
+
+def label_of(
+    table: ClipTable, colour_by: str, uploaded: dict | None = None
+) -> tuple[np.ndarray | None, list[str] | None]:
+    """(int [N] values, their names) of label `colour_by`; (None, None) for no label."""
+    if not colour_by or colour_by == NO_LABEL:
+        return None, None
+    csv_labels = uploaded_for(table, uploaded)
+    if csv_labels and colour_by == csv_labels["title"]:
+        return np.array(csv_labels["values"], dtype=np.int64), list(csv_labels["names"])
+    if colour_by not in table.labels:
+        raise ValueError(f"these clips have no label {colour_by!r}")
+    return table.labels[colour_by], table.label_names[colour_by]
+
+
+def colour_choices(table: ClipTable, uploaded: dict | None = None) -> list[str]:
+    csv_labels = uploaded_for(table, uploaded)
+    return [NO_LABEL, *table.labels, *([csv_labels["title"]] if csv_labels else [])]
+
+
+def map_figure(
+    table: ClipTable,
+    method: str,
+    colour_by: str,
+    shown_values: list[str] | None = None,
+    uploaded: dict | None = None,
+) -> Any:
+    """The map coloured by `colour_by`; with `shown_values`, only the clips of those values."""
+    labels, names = label_of(table, colour_by, uploaded)
     title = f"{method} of {table.title}" + (
         f", coloured by {colour_by}" if labels is not None else ""
     )
-    return embedding_figure(_coords(table, method), labels, names, title, table.hover)
+    figure = embedding_figure(_coords(table, method), labels, names, title, table.hover)
+    if shown_values:
+        if names is None:
+            raise ValueError("choose a label to colour by before filtering by its values")
+        unknown = [value for value in shown_values if value not in names]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))} not a value of {colour_by!r}: "
+                f"choose from {', '.join(names)}"
+            )
+        # One trace per label value: filtering drops whole traces, clip numbers stay as they are.
+        figure.data = [trace for trace in figure.data if trace.name in shown_values]
+        shown = sum(len(trace.x) for trace in figure.data)
+        figure.update_layout(title=f"{title}; showing {shown} clips: {', '.join(shown_values)}")
+    return figure
 
 
 def parse_clip_numbers(text: str, count: int) -> list[int]:
@@ -140,10 +191,13 @@ def thumbnail(table: ClipTable, row: int, size: int = THUMB_PX) -> str:
     return _gif_cache[key]
 
 
-def _caption(table: ClipTable, row: int) -> str:
+def _caption(table: ClipTable, row: int, distance: float | None = None) -> str:
     """'clip 12 · circle · up · fast · 2 objects': the hover text without the label names."""
     parts = table.hover[row].split("<br>")
-    return " · ".join([parts[0], *(part.split(": ", 1)[-1] for part in parts[1:])])
+    words = [parts[0], *(part.split(": ", 1)[-1] for part in parts[1:])]
+    if distance is not None:  # first, so a cut-off caption still shows it
+        words.insert(0, f"d={distance:.3f}")
+    return " · ".join(words)
 
 
 class EmbeddingHandlers:
@@ -191,10 +245,17 @@ class EmbeddingHandlers:
         )
 
     @user_errors
-    def redraw(self, table_key: str | None, method: str, colour_by: str) -> Any:
+    def redraw(
+        self,
+        table_key: str | None,
+        method: str,
+        colour_by: str,
+        shown_values: list[str] | None = None,
+        uploaded: dict | None = None,
+    ) -> Any:
         if table_key is None:
             return gr.skip()
-        return map_figure(cached_table(table_key), method, colour_by)
+        return map_figure(cached_table(table_key), method, colour_by, shown_values, uploaded)
 
     @user_errors
     def show_selection(self, table_key: str | None, selection: str) -> tuple[Any, Any, str]:
@@ -204,15 +265,92 @@ class EmbeddingHandlers:
         table = cached_table(table_key)
         rows = parse_clip_numbers(selection, len(table))
         neighbours = nearest_neighbours(table.features, rows, NEIGHBOURS)
+        distances = cosine_distances(table.features, rows, neighbours)
+        own = cosine_distances(table.features, rows, np.array(rows))
         shown = rows[:MAX_SHOWN]
         selected = [(thumbnail(table, r), _caption(table, r)) for r in shown]
-        near = [(thumbnail(table, int(r)), _caption(table, int(r))) for r in neighbours]
+        near = [
+            (thumbnail(table, int(r)), _caption(table, int(r), float(d)))
+            for r, d in zip(neighbours, distances, strict=True)
+        ]
         more = f" (showing the first {MAX_SHOWN})" if len(rows) > MAX_SHOWN else ""
+        spread = (
+            f" The selected clips lie {own.mean():.3f} from it on average." if len(rows) > 1 else ""
+        )
         note = (
             f"{len(rows)} clips selected{more}; below, the {len(near)} clips nearest to their "
-            "mean feature (cosine similarity in feature space, not on the map)."
+            "mean feature, with their cosine distance d from it (0 = the same direction, 1 = "
+            f"unrelated; in feature space, not on the map).{spread}"
         )
         return selected, near, note
+
+    @user_errors
+    def filter_choices(
+        self, table_key: str | None, colour_by: str, uploaded: dict | None = None
+    ) -> Any:
+        """The "Show only" values for the colour label, none chosen (the whole map)."""
+        if table_key is None:
+            return gr.skip()
+        _, names = label_of(cached_table(table_key), colour_by, uploaded)
+        return gr.update(choices=names or [], value=[], interactive=names is not None)
+
+    @user_errors
+    def upload_labels(
+        self, table_key: str | None, data: bytes | None, method: str
+    ) -> tuple[dict, Any, Any, Any, str]:
+        """(CSV labels state, colour choices, the map coloured by them, filter, a note)."""
+        if table_key is None:
+            raise ValueError("press 'Map clips' first, then upload labels for its clips")
+        if not data:
+            raise ValueError("upload a CSV of `file name, label` lines")
+        table = cached_table(table_key)
+        title, values, names = labels_from_csv(bytes(data), table.names)
+        uploaded = {"table": table.key, "title": title, "values": values.tolist(), "names": names}
+        missing = names.index(UNLABELLED) if UNLABELLED in names else -1
+        labelled = int(np.sum(values != missing))
+        note = f"{title}: {len(names)} values, {labelled} of {len(table)} clips labelled."
+        return (
+            uploaded,
+            gr.update(choices=colour_choices(table, uploaded), value=title),
+            map_figure(table, method, title, uploaded=uploaded),
+            gr.update(choices=names, value=[], interactive=True),
+            note,
+        )
+
+    @user_errors
+    def export(
+        self,
+        table_key: str | None,
+        selection: str,
+        colour_by: str = NO_LABEL,
+        uploaded: dict | None = None,
+    ) -> tuple[str, str]:
+        """(a downloadable list file, or a zip of it with the clips' mp4s; a note)."""
+        if table_key is None:
+            raise ValueError("press 'Map clips' first")
+        table = cached_table(table_key)
+        rows = parse_clip_numbers(selection, len(table))
+        labels, names = label_of(table, colour_by, uploaded)
+        # Always a fresh folder inside this process's output folder: nothing the page sends
+        # names a place on the server.
+        folder = new_output_path("selection", "")
+        list_file = export_selection(table, rows, folder, labels, names)
+        labelled = f", labelled by {colour_by}" if labels is not None else ""
+        if table.video_paths is not None:
+            note = (
+                f"{len(rows)} clips{labelled} as a list file of the videos' paths on this "
+                "machine: train or evaluate on it with `data.path=selection.txt`."
+            )
+            return str(list_file), note
+        archive = shutil.make_archive(
+            str(folder), "zip", root_dir=output_dir(), base_dir=folder.name
+        )
+        note = (
+            f"{len(rows)} physics clips{labelled} as mp4s with a list file `selection.txt` "
+            "beside them, zipped: unzip and train or evaluate with "
+            f"`data.path={folder.name}/selection.txt`."
+        )
+        return archive, note
 
     @user_errors
     def show_hover(self, table_key: str | None, hovered: str) -> Any:
@@ -226,9 +364,14 @@ class EmbeddingHandlers:
 def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
     handlers = EmbeddingHandlers(ctx)
     table_key = gr.State(None)
+    uploaded = gr.State(None)  # labels read from the user's CSV, for the current map
     gr.Markdown(
         "A map of many clips: each point is one clip's mean feature. **Hover** a point to see "
-        "the clip; **lasso** or **click** points to see them and their nearest neighbours."
+        "the clip; **lasso** or **click** points to see them and their nearest neighbours "
+        "(with their cosine distance *d*). Colour by any label, the physics world's background "
+        "included, or upload a CSV of `file name, label` lines; **Show only** filters the map "
+        "by the colour's values; **Export** saves the selection as a list file (`path label` "
+        "lines) that training and evaluation take as `data.path=`."
     )
     with gr.Row():
         source = gr.Radio(list(SOURCES), value=SYNTHETIC, label="Clips")
@@ -249,6 +392,9 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
         )
     with gr.Row():
         colour_by = gr.Dropdown([NO_LABEL, *LABEL_NAMES], value="shape", label="Colour by")
+        shown_values = gr.Dropdown(
+            [], value=[], multiselect=True, label="Show only (empty: all clips)"
+        )
         method = gr.Radio(list(METHODS), value="PCA", label="Map")
         run = gr.Button("Map clips", variant="primary", elem_id="embedding-button")
     status = gr.Markdown(elem_id="embedding-status")
@@ -258,7 +404,16 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
         with gr.Column(scale=1):
             hovered = gr.Image(label="Hovered clip", height=260, elem_id="embedding-hovered")
             selection = gr.Textbox(label="Selected clips", elem_id="embedding-selection")
-            show = gr.Button("Show selection", elem_id="embedding-show")
+            with gr.Row():
+                show = gr.Button("Show selection", elem_id="embedding-show")
+                export = gr.Button("Export selection", elem_id="embedding-export")
+            exported = gr.File(label="Exported list file", height=80)
+            csv_file = gr.File(
+                label="Labels CSV (file name, label)",
+                file_types=[".csv", ".tsv", ".txt"],
+                type="binary",
+                height=80,
+            )
     note = gr.Markdown()
     selected = gr.Gallery(
         label="Selected clips",
@@ -276,11 +431,33 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
         [bundle, source, count, folder, colour_by],
         [plot, table_key, colour_by, method, status],
         api_name="map_clips",
+    ).then(
+        handlers.filter_choices,
+        [table_key, colour_by, uploaded],
+        shown_values,
+        api_visibility="undocumented",
     )
-    for control in (colour_by, method):
-        control.input(
-            handlers.redraw, [table_key, method, colour_by], plot, api_visibility="undocumented"
-        )
+    redraw_inputs = [table_key, method, colour_by, shown_values, uploaded]
+    colour_by.input(
+        handlers.filter_choices,
+        [table_key, colour_by, uploaded],
+        shown_values,
+        api_visibility="undocumented",
+    ).then(handlers.redraw, redraw_inputs, plot, api_visibility="undocumented")
+    for control in (method, shown_values):
+        control.input(handlers.redraw, redraw_inputs, plot, api_visibility="undocumented")
+    csv_file.upload(
+        handlers.upload_labels,
+        [table_key, csv_file, method],
+        [uploaded, colour_by, plot, shown_values, note],
+        api_visibility="undocumented",
+    )
+    export.click(
+        handlers.export,
+        [table_key, selection, colour_by, uploaded],
+        [exported, note],
+        api_name="export_selection",
+    )
     show.click(
         handlers.show_selection,
         [table_key, selection],

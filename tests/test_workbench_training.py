@@ -1,18 +1,39 @@
-"""The Train tab's child processes: a micro training followed by its decoder fit, Stop, one job
-at a time, a failing child reported with its log, and the overrides the tab passes."""
+"""The Train tab's child processes: a micro training followed by its decoder fit, Stop, Resume,
+a decoder fitted on a stopped run, one job at a time, a failing child reported with its log, the
+overrides the tab passes, and the time estimates measured from step times."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import MICRO
+from train.checkpoint import load_checkpoint
 from train.config import ConfigError, load_config, to_dict
+from train.monitor import read_metrics
 from workbench.bundles import BundleRegistry
-from workbench.training import Job, JobManager, TrainRequest, core_runs, describe, train_overrides
+from workbench.context import AppContext
+from workbench.tab_train import TrainHandlers
+from workbench.training import (
+    ETA_MAX_CHANGE,
+    Job,
+    JobManager,
+    TrainRequest,
+    core_runs,
+    describe,
+    estimate_text,
+    log_cadence,
+    remaining_seconds,
+    smoothed_seconds_per_step,
+    step_intervals,
+    train_overrides,
+)
 
 pytestmark = pytest.mark.xdist_group("workbench_training")
 
@@ -105,7 +126,9 @@ def test_a_failing_child_is_reported_with_its_log(tmp_path):
 
 def test_status_lines_say_what_happened(tmp_path):
     def job(**state) -> Job:
-        fields = {"process": None, "log_path": tmp_path / "train.log", "started": 0.0}
+        # Started 40 s ago: 10 s a step, 6 steps to go.
+        started = time.time() - 40
+        fields = {"process": None, "log_path": tmp_path / "train.log", "started": started}
         return Job(
             "train", tmp_path / "run", tmp_path / "run", [], total_steps=10, **fields, **state
         )
@@ -119,3 +142,151 @@ def test_status_lines_say_what_happened(tmp_path):
     (tmp_path / "train.log").write_text("line 1\nerror: the reason\n")
     failed = describe(job(returncode=1), [])
     assert "failed (exit code 1)" in failed and "error: the reason" in failed
+
+
+# ---------------------------------------------------------------------------- time estimates
+
+
+def records_of(step_times: list[float], setup_s: float = 30.0) -> list[dict]:
+    """Metrics records of a run logging every step with these step times; the first step also
+    carries the set-up time."""
+    elapsed, records = setup_s, []
+    for step, seconds in enumerate(step_times, start=1):
+        elapsed += seconds
+        records.append({"step": step, "loss": 1.0, "elapsed_s": elapsed})
+    return records
+
+
+def test_the_time_per_step_is_smoothed_so_one_slow_step_does_not_jump():
+    steady, slow = [2.0] * 20, [2.0] * 20 + [40.0] + [2.0] * 20
+    assert smoothed_seconds_per_step(step_intervals(records_of(steady))) == pytest.approx(2.0)
+    estimates = [
+        smoothed_seconds_per_step(step_intervals(records_of(slow[:n]))) for n in range(2, 42)
+    ]
+    ratios = [later / earlier for earlier, later in itertools.pairwise(estimates)]
+    # A step 20 times slower moves the estimate by 25% at most, and it comes back.
+    assert max(ratios) <= ETA_MAX_CHANGE + 1e-9 and min(ratios) >= 1 / ETA_MAX_CHANGE - 1e-9
+    assert max(estimates) == pytest.approx(2.5) and estimates[-1] < 2.3
+    # A lasting change (the machine got busy) shows within about 20 steps.
+    busy = step_intervals(records_of([2.0] * 20 + [4.0] * 20))
+    assert smoothed_seconds_per_step(busy) == pytest.approx(4.0, rel=0.15)
+
+
+def test_step_intervals_leave_out_set_up_and_restart_after_a_resume():
+    records = records_of([2.0] * 5, setup_s=60.0)
+    assert step_intervals(records) == [(1, 2.0)] * 4  # step 1 holds the set-up: left out
+    assert step_intervals(records[:1]) == [(1, 62.0)]  # the only measurement there is
+    resumed = [*records, {"step": 8, "elapsed_s": 50.0}, {"step": 10, "elapsed_s": 56.0}]
+    assert step_intervals(resumed)[-1] == (2, 6.0)  # elapsed_s went back: a new session
+    assert step_intervals(resumed, after_step=5) == [(2, 6.0)]
+
+
+def test_the_eta_counts_down_between_records_and_uses_measured_steps(tmp_path):
+    job = Job("train", tmp_path, tmp_path, [], None, tmp_path / "train.log", 0.0, total_steps=100)
+    records = records_of([2.0] * 10, setup_s=300.0)  # a slow start does not count
+    assert remaining_seconds(job, records) == pytest.approx(180.0)
+    assert remaining_seconds(job, records, since_last_record=1.5) == pytest.approx(178.5)
+    assert "about 3 min left" in describe(job, records)
+
+
+def test_the_log_cadence_gives_a_curve_point_every_few_seconds():
+    assert log_cadence(None, 450) == 1  # nothing measured yet: every step
+    assert log_cadence(2.6, 450) == 1
+    assert log_cadence(0.5, 450) == 6  # one point about every 3 s
+    assert log_cadence(0.01, 100_000) == 300
+    assert log_cadence(0.5, 100_000) == 100  # at most 1000 points in all
+    overrides = train_overrides(TrainRequest(steps=450), Path("runs/x"), log_every=6)
+    assert "monitor.log_every=6" in overrides
+    assert load_config("tiny_cpu", overrides).monitor.log_every == 6
+
+
+def write_measured_run(runs, name: str, preset: str, step_times: list[float]) -> Path:
+    """A run folder as `python -m train` leaves it, with these step times in its metrics."""
+    run = runs / name
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest.pt").write_bytes(b"not read")
+    config = to_dict(load_config(preset, [f"out={run}"]))
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    lines = [json.dumps(r) for r in records_of(step_times)]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return run
+
+
+def test_the_estimate_before_start_is_measured_on_this_machine(tmp_path):
+    runs = tmp_path / "runs"
+    assert "No `tiny_cpu` run has been measured" in estimate_text(runs, "tiny_cpu", 450)
+    write_measured_run(runs, "earlier", "tiny_cpu", [2.0] * 30)
+    text = estimate_text(runs, "tiny_cpu", 450)
+    assert "2.00 s a step" in text and "**earlier**" in text
+    assert "450 steps take about 15 min" in text
+    # A run of another model size says nothing about this preset's steps.
+    assert "No `vits16` run has been measured" in estimate_text(runs, "vits16", 450)
+
+    # The measured time also sets the curves' cadence of the next run.
+    write_measured_run(runs, "quick", "tiny_cpu", [0.5] * 30)
+    jobs = JobManager(runs)
+    started = []
+    jobs._start = lambda *args, **kwargs: started.append(args)  # no child in this test
+    jobs.start_training(TrainRequest(steps=450, name="next"))
+    command = started[0][3]
+    assert "monitor.log_every=6" in command  # the newest run's 0.5 s a step
+
+
+def test_after_stop_the_status_names_the_step_the_log_names(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("WARNING train: stopped by signal after step 15; checkpoint saved in x\n")
+    job = Job("train", tmp_path, tmp_path, [], None, log, 0.0, total_steps=100)
+    job.stop_requested, job.returncode = True, 0
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest.pt").write_bytes(b"not read")
+    text = describe(job, [{"step": 10, "loss": 0.5}])
+    assert "stopped at step 15 / 100." in text and "Resume** continues it from step 15" in text
+    assert 'pick "run (no decoder): ' in text
+
+
+@pytest.mark.slow
+def test_stop_resume_and_a_decoder_fit_on_the_stopped_run(tmp_path):
+    runs = tmp_path / "runs"
+    ctx = AppContext.create(runs, starter=tmp_path / "no-starter")
+    handlers, jobs = TrainHandlers(ctx), ctx.jobs
+    request = TrainRequest(micro_preset(tmp_path), steps=5000, name="long", online_probe=False)
+    request.fit_decoder = False
+    job = jobs.start_training(request)
+    # Nothing measured yet: every step, but at most 1000 points in all.
+    assert "monitor.log_every=5" in job.command
+    wait_until(lambda: len(job.metrics()) >= 2, 180, "the first logged steps")
+    handlers.stop()
+    assert jobs.wait(120) == 0, job.log_tail()
+    stopped = job.stopped_step()
+    checkpoint = job.run_dir / "checkpoints" / "latest.pt"
+    assert stopped == load_checkpoint(checkpoint)["step"]
+    assert f"stopped at step {stopped} / 5000" in jobs.status().text
+
+    # Usable without a decoder: the Model tab lists it and it loads (decoder None).
+    registry = BundleRegistry(runs, starter=tmp_path / "no-starter")
+    labels = dict(registry.choices())
+    assert "run (no decoder): long" in labels
+    assert registry.load(labels["run (no decoder): long"]).decoder is None
+
+    message = handlers.resume(False, 2)
+    assert f"Resumed **long** at step {stopped} / 5000" in message
+    resumed = jobs.current
+    wait_until(lambda: resumed.metrics()[-1]["step"] >= stopped + 2, 180, "steps after the resume")
+    handlers.stop()
+    assert jobs.wait(120) == 0, resumed.log_tail()
+    assert resumed.start_step == stopped and "resume=true" in resumed.command
+    # One run's metrics: up to the checkpoint's step, then on from there.
+    steps = [r["step"] for r in read_metrics(job.run_dir / "metrics.jsonl")]
+    every = next(int(a.split("=")[1]) for a in resumed.command if "log_every=" in a)
+    after = [step for step in steps if step > stopped]
+    assert steps == sorted(set(steps)) and after[0] <= stopped + every
+    assert f"resumed {job.run_dir} at step {stopped}" in resumed.log_text()
+    assert resumed.stopped_step() > stopped
+    assert (job.run_dir / "train.log").read_text().count("$ ") == 2  # the log tells it all
+
+    assert "Started a decoder fit on **long**" in handlers.fit_decoder_on_this_run(2)
+    assert jobs.wait(180) == 0, jobs.current.log_tail()
+    assert jobs.current.kind == "decoder"
+    assert [r["step"] for r in jobs.current.metrics()] == [1, 2]
+    assert (job.run_dir / "decoder" / "bundle.safetensors").is_file()
+    assert "run: long/decoder" in dict(registry.choices())

@@ -1,7 +1,8 @@
 """Train: a short teaching pretraining in a child process (`python -m train`), its curves live
-(loss, collapse monitors, online probe accuracy), a Stop button, and a decoder fit afterwards so
-the new model can be used in the other tabs. One job at a time; the page stays responsive
-because the work happens in another process and the page only reads its metrics.jsonl."""
+(loss, collapse monitors, online probe accuracy), Stop and Resume, and a decoder fit afterwards
+(or on demand) so the new model shows decoded pixels in the other tabs. One job at a time; the
+page stays responsive because the work happens in another process and the page only reads its
+metrics.jsonl. Durations shown come from step times measured on this machine."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from workbench.training import (
     STRATEGIES,
     TrainRequest,
     core_runs,
+    estimate_text,
 )
 
 REFRESH_S = 2.0
@@ -77,14 +79,56 @@ class TrainHandlers:
     def fit_decoder(self, run_dir: str | None, steps: int = DEFAULT_DECODER_STEPS) -> str:
         if not run_dir:
             raise ValueError("pick a finished training run to fit a decoder on")
+        run = self._allowed_run(run_dir)
+        job = self.ctx.jobs.start_decoder_fit(run, int(_given(steps, "Decoder steps")))
+        return f"Started a decoder fit on **{job.run_dir.name}** into `{shown(job.out_dir)}`."
+
+    @user_errors
+    def fit_decoder_on_this_run(self, steps: int = DEFAULT_DECODER_STEPS) -> str:
+        """A decoder fit on the run of the latest job (the one the status is about)."""
+        return self.fit_decoder(str(self._this_run()), steps)
+
+    @user_errors
+    def resume(self, fit_decoder: bool = True, decoder_steps: int = DEFAULT_DECODER_STEPS) -> str:
+        """Continue the latest job's run from its checkpoint."""
+        return self._resume(self._this_run(), fit_decoder, decoder_steps)
+
+    @user_errors
+    def resume_picked(
+        self,
+        run_dir: str | None,
+        fit_decoder: bool = True,
+        decoder_steps: int = DEFAULT_DECODER_STEPS,
+    ) -> str:
+        """Continue the run picked under "An earlier run"."""
+        if not run_dir:
+            raise ValueError("pick a stopped training run to resume")
+        return self._resume(self._allowed_run(run_dir), fit_decoder, decoder_steps)
+
+    def _resume(self, run: Path, fit_decoder: bool, decoder_steps: int) -> str:
+        then = int(_given(decoder_steps, "Decoder steps")) if fit_decoder else None
+        job = self.ctx.jobs.resume_training(run, then)
+        return f"Resumed **{job.run_dir.name}** at step {job.start_step} / {job.total_steps}."
+
+    def _this_run(self) -> Path:
+        run = self.ctx.jobs.last_run
+        if run is None:
+            raise ValueError(
+                'no run yet in this app: start one, or pick one under "An earlier run"'
+            )
+        return run
+
+    def _allowed_run(self, run_dir: str) -> Path:
         # The page sends a server path: only runs under the app's runs folder are accepted.
         if not Path(run_dir).resolve().is_relative_to(self.ctx.runs_dir.resolve()):
             raise ValueError(
-                f"pick a run from the list: decoders are fitted only on runs in "
-                f"{shown(self.ctx.runs_dir)}/"
+                f"pick a run from the list: only runs in {shown(self.ctx.runs_dir)}/ are "
+                "resumed or get a decoder"
             )
-        job = self.ctx.jobs.start_decoder_fit(run_dir, int(_given(steps, "Decoder steps")))
-        return f"Started a decoder fit on **{job.run_dir.name}** into `{shown(job.out_dir)}`."
+        return Path(run_dir)
+
+    def estimate(self, preset: str = TEACHING_PRESET, steps: int | None = 450) -> str:
+        return estimate_text(self.ctx.runs_dir, preset, steps)
 
     def stop(self) -> str:
         job = self.ctx.jobs.stop()
@@ -124,10 +168,11 @@ class TrainHandlers:
 def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
     handlers = TrainHandlers(ctx)
     gr.Markdown(
-        f"Pretrain a small V-JEPA on the physics world. `{TEACHING_PRESET}` learns visibly in "
-        "about 5 minutes on a laptop CPU. The run is an ordinary `python -m train` run in "
-        f"`{shown(ctx.runs_dir)}/`; when it ends, a decoder is fitted on it and the model "
-        "appears in the **Model** tab."
+        f"Pretrain a small V-JEPA on the physics world; `{TEACHING_PRESET}` is the preset sized "
+        "for a CPU. The run is an ordinary `python -m train` run in "
+        f"`{shown(ctx.runs_dir)}/`; a stopped run can be resumed. When it ends, a decoder is "
+        "fitted on it and the model appears in the **Model** tab; a run without a decoder is "
+        'listed there too, as "run (no decoder)".'
     )
     with gr.Row():
         preset = gr.Dropdown(presets(), value=TEACHING_PRESET, label="Preset")
@@ -141,20 +186,25 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
         decoder_steps = gr.Number(
             DEFAULT_DECODER_STEPS, precision=0, minimum=1, label="Decoder steps"
         )
+    # Measured on this machine (an earlier run of the same size), never a constant.
+    estimate = gr.Markdown(handlers.estimate(), elem_id="train-estimate")
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="train-start")
         stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
+        resume = gr.Button("Resume", elem_id="train-resume")
+        fit_this = gr.Button("Fit a decoder on this run", elem_id="train-fit-this")
     message = gr.Markdown()
     status = gr.Markdown(elem_id="train-status")
     with gr.Row():
         loss = gr.Plot(label="Loss")
         collapse = gr.Plot(label="Collapse monitors")
         probe = gr.Plot(label="Online probe")
-    with gr.Accordion("Fit a decoder on an earlier run", open=False), gr.Row():
+    with gr.Accordion("An earlier run: resume it or fit a decoder", open=False), gr.Row():
         run = gr.Dropdown(handlers.run_choices(), label="Training run")
         run_decoder_steps = gr.Number(
             DEFAULT_DECODER_STEPS, precision=0, minimum=1, label="Decoder steps"
         )
+        resume_run = gr.Button("Resume")
         fit = gr.Button("Fit decoder")
 
     seen = gr.State(None)
@@ -165,7 +215,17 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
         api_name="start_training",
     )
     stop.click(handlers.stop, None, message, api_name="stop_training")
+    resume.click(handlers.resume, [fit_decoder, decoder_steps], message, api_name="resume_training")
+    resume_run.click(handlers.resume_picked, [run, fit_decoder, decoder_steps], message)
+    fit_this.click(
+        handlers.fit_decoder_on_this_run,
+        decoder_steps,
+        message,
+        api_name="fit_decoder_on_this_run",
+    )
     fit.click(handlers.fit_decoder, [run, run_decoder_steps], message, api_name="fit_decoder")
+    for setting in (preset, steps):
+        setting.change(handlers.estimate, [preset, steps], estimate, show_progress="hidden")
     timer = gr.Timer(REFRESH_S)
     timer.tick(
         handlers.tick,

@@ -4,12 +4,18 @@ their metrics.jsonl.
 The app runs exactly the commands a user would type (`python -m train ...`, then
 `python -m decoder RUN ...`), so a run started here is an ordinary run: its directory, config,
 metrics and checkpoints outlive the app. Stop sends SIGTERM; the loops finish their step, save
-a checkpoint and exit 0. Each child's output goes to a log file next to its metrics.
+a checkpoint and exit 0; Resume runs the same training again with `resume=true`. Each child's
+output goes to a log file next to its metrics.
+
+Time estimates come from step times measured on this machine: an earlier run's metrics before a
+start, the running job's own metrics while it runs, smoothed so that one slow step (an online
+probe, a busy machine for a moment) does not throw the estimate around.
 """
 
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import re
 import signal
@@ -17,16 +23,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+import torch
+import yaml
+
 from train.checkpoint import LATEST
-from train.config import ConfigError, MaskStrategy, load_config
+from train.config import ConfigError, MaskStrategy, load_config, to_dict
 from train.monitor import read_metrics
 from train.run_dir import LOCK_NAME, RunLock
-from workbench.bundles import BUNDLE_NAME
+from workbench.bundles import BUNDLE_NAME, NO_DECODER
 from workbench.paths import shown
 from workbench.runs import core_runs as core_runs  # the Train tab's and tests' import
 from workbench.runs import is_core_run
@@ -38,6 +47,19 @@ ONLINE_PROBE_CLIPS = 256
 LOG_TAIL_LINES = 12
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
 JobKind = Literal["train", "decoder"]
+# Both loops log this line when SIGTERM stops them; its step is the checkpoint's step, which the
+# metrics may not hold (only logged steps are written there).
+STOPPED_AT = re.compile(r"stopped by signal after step (\d+)")
+
+# The curves should get a point about this often, so they visibly move while the page watches.
+CURVE_POINT_S = 3.0
+# ... but a long run must not write more points than the page can re-read every refresh.
+MAX_CURVE_POINTS = 1000
+# Smoothing of the seconds per step: each step pulls the estimate this far towards its own
+# time, so a lasting change shows within about ten steps...
+ETA_WEIGHT = 0.1
+# ... and one record never moves it by more than this factor, however slow its steps were.
+ETA_MAX_CHANGE = 1.25
 
 
 @dataclass
@@ -52,9 +74,150 @@ class TrainRequest:
     decoder_steps: int = DEFAULT_DECODER_STEPS
 
 
-def train_overrides(request: TrainRequest, run_dir: Path) -> list[str]:
+# ---------------------------------------------------------------------------- step times
+
+
+def step_intervals(
+    records: Iterable[dict[str, Any]], after_step: int = 0
+) -> list[tuple[int, float]]:
+    """(steps, seconds) between consecutive logged records after `after_step`, from their
+    `elapsed_s`. The first record of each session only anchors the next interval: its time
+    holds the set-up and first allocations, not a typical step. A resumed run restarts
+    `elapsed_s` at 0, so where it goes back a new session starts. With one record only, its
+    own time is all there is."""
+    intervals: list[tuple[int, float]] = []
+    first: tuple[int, float] | None = None
+    previous: tuple[int, float] | None = None
+    for record in records:
+        step, elapsed = int(record.get("step", 0)), record.get("elapsed_s")
+        if step <= after_step or elapsed is None:
+            continue
+        if previous is None or elapsed < previous[1] or step <= previous[0]:
+            first = first or (step - after_step, float(elapsed))
+        else:
+            intervals.append((step - previous[0], elapsed - previous[1]))
+        previous = (step, float(elapsed))
+    if not intervals and first is not None:
+        return [first]
+    return intervals
+
+
+def smoothed_seconds_per_step(intervals: Iterable[tuple[int, float]]) -> float | None:
+    """Seconds per step, followed through the (steps, seconds) intervals with an exponential
+    moving average per step, each interval moving it by at most ETA_MAX_CHANGE; None without
+    intervals."""
+    estimate: float | None = None
+    for steps, seconds in intervals:
+        if steps <= 0:
+            continue
+        rate = max(seconds, 0.0) / steps
+        if estimate is None or estimate <= 0:
+            estimate = rate
+            continue
+        weight = 1 - (1 - ETA_WEIGHT) ** steps  # an interval of n steps counts as n steps
+        target = estimate + weight * (rate - estimate)
+        estimate = min(max(target, estimate / ETA_MAX_CHANGE), estimate * ETA_MAX_CHANGE)
+    return estimate
+
+
+def log_cadence(seconds_per_step: float | None, steps: int) -> int:
+    """`monitor.log_every` for a run: a curve point about every CURVE_POINT_S seconds (every
+    step while nothing is measured yet), and no more than MAX_CURVE_POINTS points in all."""
+    every = 1 if not seconds_per_step else round(CURVE_POINT_S / seconds_per_step)
+    return max(1, every, math.ceil(steps / MAX_CURVE_POINTS))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _costs_the_same(run_config: dict[str, Any], preset_config: dict[str, Any]) -> bool:
+    """Whether a run's steps cost what the preset's would: same model, batch and precision."""
+    keys = (("model",), ("data", "batch_size"), ("data", "source"), ("precision",))
+
+    def pick(config: dict[str, Any], key: tuple[str, ...]) -> Any:
+        for part in key:
+            config = config.get(part, {}) if isinstance(config, dict) else {}
+        return config
+
+    return all(pick(run_config, key) == pick(preset_config, key) for key in keys)
+
+
+@dataclass
+class StepTime:
+    seconds_per_step: float
+    run_name: str  # the run it was measured in
+
+
+def measured_step_time(runs_dir: Path, preset: str) -> StepTime | None:
+    """The wall time per step (monitors included) of the newest run under `runs_dir` whose
+    steps cost what the preset's do, or None when no such run has logged two steps."""
+    try:
+        preset_config = to_dict(load_config(preset, []))
+    except ConfigError:
+        return None
+    runs = [run for run in core_runs(runs_dir) if (run / "metrics.jsonl").is_file()]
+    runs.sort(key=lambda run: (run / "metrics.jsonl").stat().st_mtime, reverse=True)
+    for run in runs:
+        if not _costs_the_same(_read_yaml(run / "config.yaml"), preset_config):
+            continue
+        intervals = step_intervals(read_metrics(run / "metrics.jsonl"))
+        steps = sum(n for n, _ in intervals)
+        if steps > 0:
+            return StepTime(sum(s for _, s in intervals) / steps, run.name)
+    return None
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 60:
+        return "under a minute"
+    if seconds < 3600:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
+
+
+def estimate_text(runs_dir: Path, preset: str, steps: int | None) -> str:
+    """What the tab promises before Start: a duration measured on this machine, or none."""
+    measured = measured_step_time(Path(runs_dir), preset)
+    if measured is None:
+        return (
+            f"No `{preset}` run has been measured on this machine yet: the time left appears "
+            "once the first steps are logged."
+        )
+    rate = measured.seconds_per_step
+    text = f"`{preset}` took {rate:.2f} s a step on this machine (run **{measured.run_name}**)"
+    if steps:
+        text += f": {int(steps)} steps take {duration_text(rate * int(steps))}"
+    return text + ", if the machine is as busy as it was then."
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def checkpoint_step(run_dir: Path) -> int:
+    """The step of a run's latest checkpoint. Memory-mapped: only the step is read, so a large
+    checkpoint costs no more than a small one."""
+    path = run_dir / "checkpoints" / LATEST
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["step"])
+    except Exception as err:  # whatever makes it unreadable, the user's answer is the same
+        raise ConfigError(
+            f"cannot read the checkpoint {shown(path)} ({type(err).__name__}); the training "
+            "itself reports why with `python -m train CONFIG resume=true`"
+        ) from None
+
+
+def train_overrides(
+    request: TrainRequest, run_dir: Path, log_every: int | None = None
+) -> list[str]:
     """`key=value` overrides for `python -m train PRESET ...`, checked by the core's config
-    loader here, so a bad value is reported in the app instead of in a child's log."""
+    loader here, so a bad value is reported in the app instead of in a child's log.
+    `log_every` sets how often the curves get a point (see log_cadence)."""
     if request.strategy not in STRATEGIES:
         raise ConfigError(f"masking strategy {request.strategy!r}: choose {', '.join(STRATEGIES)}")
     steps = int(request.steps)
@@ -69,6 +232,8 @@ def train_overrides(request: TrainRequest, run_dir: Path) -> list[str]:
         f"optim.lr={lr}",
         f"out={run_dir}",
     ]
+    if log_every is not None:
+        overrides.append(f"monitor.log_every={int(log_every)}")
     # The preset's warm-up must fit inside a shorter run, and must not start above the peak.
     if preset.optim.warmup_steps > steps:
         overrides.append(f"optim.warmup_steps={steps // 10}")
@@ -100,6 +265,8 @@ class Job:
     started: float
     total_steps: int
     then_fit_decoder: int | None = None  # decoder steps to run after a training, or None
+    start_step: int = 0  # the checkpoint's step a resumed job starts from
+    log_offset: int = 0  # where this job's output starts in its log (a resume appends)
     stop_requested: bool = False
     returncode: int | None = None
     finished: float | None = None
@@ -113,10 +280,26 @@ class Job:
         path = self.out_dir / "metrics.jsonl"
         return read_metrics(path) if path.is_file() else []
 
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+    def log_text(self) -> str:
+        """This job's part of its log."""
         if not self.log_path.is_file():
             return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_offset)
+            return log.read().decode(errors="replace")
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def stopped_step(self) -> int | None:
+        """The step the child saved when Stop reached it, as its log says; None if it did not
+        say (it finished, or was stopped before its loop started)."""
+        found = STOPPED_AT.findall(self.log_text())
+        return int(found[-1]) if found else None
+
+    def seconds_since_last_record(self) -> float:
+        path = self.out_dir / "metrics.jsonl"
+        return max(0.0, time.time() - path.stat().st_mtime) if path.is_file() else 0.0
 
 
 @dataclass
@@ -156,10 +339,47 @@ class JobManager:
             # checkpoint: its lock says so. The child takes the lock itself for its whole run.
             with RunLock(run_dir):
                 pass
-        overrides = train_overrides(request, run_dir)
+        measured = measured_step_time(self.runs_dir, request.preset)
+        seconds_per_step = measured.seconds_per_step if measured is not None else None
+        log_every = log_cadence(seconds_per_step, int(request.steps))
+        overrides = train_overrides(request, run_dir, log_every)
         command = [self.python, "-m", "train", request.preset, *overrides]
         then = int(request.decoder_steps) if request.fit_decoder else None
         return self._start("train", run_dir, run_dir, command, int(request.steps), then)
+
+    def resume_training(self, run_dir: str | Path, then_fit_decoder: int | None = None) -> Job:
+        """Continue a stopped run from its checkpoint (`resume=true`) with the config it was
+        started with, up to its planned number of steps."""
+        run_dir = Path(run_dir).resolve()
+        if not is_core_run(run_dir):
+            raise ConfigError(f"{shown(run_dir)} is not a training run with checkpoints/{LATEST}")
+        config_path = run_dir / "config.yaml"
+        total = int(_read_yaml(config_path).get("steps", 0))
+        metrics_path = run_dir / "metrics.jsonl"
+        records = read_metrics(metrics_path) if metrics_path.is_file() else []
+        done = checkpoint_step(run_dir)  # a stopped run's last step may not be logged
+        if total and done >= total:
+            raise ConfigError(
+                f"{run_dir.name} already finished its {total} steps: start a new run to train "
+                "longer"
+            )
+        intervals = step_intervals(records)
+        seconds_per_step = smoothed_seconds_per_step(intervals)
+        overrides = [
+            "resume=true",
+            f"out={run_dir}",
+            f"monitor.log_every={log_cadence(seconds_per_step, total)}",
+        ]
+        cfg = load_config(str(config_path), overrides)  # raises ConfigError naming the key
+        command = [self.python, "-m", "train", str(config_path), *overrides]
+        return self._start(
+            "train", run_dir, run_dir, command, cfg.steps, then_fit_decoder, start_step=done
+        )
+
+    @property
+    def last_run(self) -> Path | None:
+        """The core run of the latest job (a training, or the run a decoder was fitted on)."""
+        return self.current.run_dir if self.current is not None else None
 
     def start_decoder_fit(self, run_dir: str | Path, steps: int = DEFAULT_DECODER_STEPS) -> Job:
         run_dir = Path(run_dir).resolve()
@@ -181,6 +401,8 @@ class JobManager:
             f"optim.warmup_steps={min(100, steps // 10)}",
             "eval_every=0",
             "eval_clips=16",
+            # The curves get about a hundred points, the first and the last included.
+            f"log_every={max(1, steps // 100)}",
             f"out={out_dir}",
         ]
         if resume:  # a fit stopped earlier continues where it was
@@ -200,6 +422,7 @@ class JobManager:
         command: Sequence[str],
         total_steps: int,
         then_fit_decoder: int | None,
+        start_step: int = 0,
     ) -> Job:
         with self._lock:
             self._poll_locked()
@@ -211,7 +434,9 @@ class JobManager:
             out_dir.mkdir(parents=True, exist_ok=True)
             log_path = out_dir / f"{kind}.log"
             env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
-            with log_path.open("w") as log:
+            # A resumed job adds to its run's log, so the log tells the run's whole story.
+            log_offset = log_path.stat().st_size if start_step and log_path.is_file() else 0
+            with log_path.open("a" if log_offset else "w") as log:
                 log.write("$ " + " ".join(command) + "\n")
                 log.flush()
                 process = subprocess.Popen(
@@ -227,6 +452,8 @@ class JobManager:
                 started=time.time(),
                 total_steps=total_steps,
                 then_fit_decoder=then_fit_decoder,
+                start_step=start_step,
+                log_offset=log_offset,
             )
             return self.current
 
@@ -270,7 +497,7 @@ class JobManager:
         if job is None:
             return JobStatus(None, "No training yet: choose the settings and press Start.")
         records = job.metrics()
-        text = describe(job, records)
+        text = describe(job, records, job.seconds_since_last_record())
         return JobStatus(job, f"{text}\n\n{job.notice}" if job.notice else text, records)
 
     def wait(self, timeout: float) -> int | None:
@@ -286,21 +513,41 @@ class JobManager:
         return job.returncode
 
 
-def describe(job: Job, records: list[dict[str, Any]]) -> str:
+def remaining_seconds(
+    job: Job, records: list[dict[str, Any]], since_last_record: float = 0.0
+) -> float | None:
+    """Time left for a running job: its steps to go at its smoothed seconds per step, less
+    the time already spent since the last record (so it counts down between records instead
+    of standing still). None before anything is measured."""
+    step = int(records[-1].get("step", 0)) if records else 0
+    seconds_per_step = smoothed_seconds_per_step(step_intervals(records, job.start_step))
+    if seconds_per_step is None:
+        if step <= job.start_step:
+            return None
+        # Records without elapsed_s: the job's wall time so far, set-up included.
+        seconds_per_step = (time.time() - job.started) / (step - job.start_step)
+    return max(0.0, (job.total_steps - step) * seconds_per_step - since_last_record)
+
+
+def describe(job: Job, records: list[dict[str, Any]], since_last_record: float = 0.0) -> str:
     """One paragraph of status for the UI."""
     what = "Training" if job.kind == "train" else "Decoder fit for"
     name = job.run_dir.name
     last = records[-1] if records else {}
     step = int(last.get("step", 0))
+    stopped_at = job.stopped_step() if job.stop_requested and not job.running else None
+    if stopped_at is not None:
+        # The saved step, which the log names; the curves end at the last logged step before.
+        step = stopped_at
     progress = f"step {step} / {job.total_steps}"
-    if "loss" in last:
+    if "loss" in last and (stopped_at is None or stopped_at == last.get("step")):
         progress += f", loss {last['loss']:.4f}"
     if job.running:
         elapsed = time.time() - job.started
         text = f"{what} **{name}** running: {progress} ({elapsed:.0f} s)"
-        if step > 0:
-            remaining = elapsed / step * (job.total_steps - step)
-            text += f", about {remaining / 60:.1f} min left"
+        remaining = remaining_seconds(job, records, since_last_record)
+        if remaining is not None and step < job.total_steps:
+            text += f", {duration_text(remaining)} left"
         if job.stop_requested:
             text += ". Stopping: finishing the step and saving a checkpoint..."
         return text + "."
@@ -309,6 +556,15 @@ def describe(job: Job, records: list[dict[str, Any]]) -> str:
         text = f"{what} **{name}** {done} at {progress}. Run folder: `{shown(job.out_dir)}`."
         if job.kind == "decoder" and (job.out_dir / BUNDLE_NAME).is_file():
             text += " Its bundle is now selectable in the Model tab."
+        if job.kind == "train" and (job.run_dir / "checkpoints" / LATEST).is_file():
+            if job.stop_requested and step < job.total_steps:
+                text += f" **Resume** continues it from step {step}."
+            if not (job.run_dir / DECODER_DIR / BUNDLE_NAME).is_file():
+                text += (
+                    " It is usable now, without a decoder, in Features, Embeddings and the "
+                    f'surprise curve (pick "{NO_DECODER}: {name}" in the Model tab); '
+                    "**Fit a decoder on this run** adds decoded pixels."
+                )
         return text
     if job.stop_requested and job.returncode == -signal.SIGTERM:
         # Stopped while still starting up, before the loop listens for SIGTERM.

@@ -17,6 +17,10 @@ TEST_WORKERS ?= 2
 HOST ?= 127.0.0.1
 PORT ?= 7860
 MODEL ?=
+# Big models on a CPU (docs/training.md): WEIGHTS=bf16, FRAMES=8, IMG_SIZE=160 open MODEL so.
+WEIGHTS ?=
+FRAMES ?=
+IMG_SIZE ?=
 # One torch thread per test process: the workers, notebook kernels and subprocesses already
 # fill the cores, and oversubscribed threads make small models many times slower.
 PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
@@ -32,7 +36,9 @@ $(STAMP): pyproject.toml
 
 # make app MODEL=runs/NAME opens that model first (a run directory, a checkpoint or a bundle).
 app: $(STAMP)
-	$(PY) -m workbench --host $(HOST) --port $(PORT)$(if $(MODEL), --model $(MODEL))
+	$(PY) -m workbench --host $(HOST) --port $(PORT)$(if $(MODEL), --model $(MODEL))$(if \
+	$(WEIGHTS), --weights $(WEIGHTS))$(if $(FRAMES), --frames $(FRAMES))$(if \
+	$(IMG_SIZE), --img-size $(IMG_SIZE))
 
 test: lint
 	$(PYTEST) --nbmake tests notebooks

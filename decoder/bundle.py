@@ -125,6 +125,9 @@ class Bundle:
             f"V-JEPA encoder {m.embed_dim} wide x {len(m.blocks)} blocks, {t} frames x {s} px "
             f"({'x'.join(map(str, self.grid))} tokens), pretrained {self.pretrained.step} steps"
         )
+        weights = next(m.parameters()).dtype
+        if weights != torch.float32:  # opened with `--weights bf16`
+            line += f", {str(weights).removeprefix('torch.')} weights"
         probe = self.provenance.get("probe") or {}
         accuracy = probe.get("accuracy", {})
         if accuracy:

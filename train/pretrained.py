@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -65,28 +65,29 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) ->
     module.load_state_dict(state, strict=True)
 
 
-def build_models(cfg: Config) -> Pretrained:
+def build_models(cfg: Config, shared_target: bool = False) -> Pretrained:
     """Encoder, predictor and target encoder (a copy of the encoder) as a run initialises them.
 
     The order of construction is what the random state feeds: after `torch.manual_seed(seed)`
     this gives the weights of the run's step 0, which the trainer and the step-0 baselines of
-    the evaluations rely on.
+    the evaluations rely on. `shared_target`: the target encoder is the encoder module itself,
+    not a copy (they are equal at step 0), for inference in half the memory; never for training.
     """
     encoder = build_encoder(cfg.model)
     objective = build_objective(cfg.target, cfg.model.tubelet_size, cfg.model.patch_size)
     predictor = build_predictor(
         cfg.model, encoder.grid_size, num_mask_sets(cfg.mask), objective.output_dim(encoder)
     )
-    target_encoder = copy.deepcopy(encoder).requires_grad_(False)
+    target_encoder = encoder if shared_target else copy.deepcopy(encoder).requires_grad_(False)
     return Pretrained(cfg, encoder, predictor, target_encoder, step=0)
 
 
-def initial_models(cfg: Config) -> Pretrained:
+def initial_models(cfg: Config, shared_target: bool = False) -> Pretrained:
     """The run's models at step 0 (the untrained baseline of the same architecture), in eval
-    mode; the caller's random state is left untouched."""
+    mode; the caller's random state is left untouched. `shared_target`: see build_models."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return build_models(cfg).eval()
+        return build_models(cfg, shared_target).eval()
 
 
 def models_from_state(state: dict, config: Config | None = None) -> Pretrained:
@@ -151,3 +152,55 @@ def load_pretrained(path: str | Path, device: torch.device | str = "cpu") -> Pre
     else:
         pretrained = models_from_state(load_checkpoint(path))
     return pretrained.to(device).eval()
+
+
+# Weight precisions a model can be opened in for inference (`python -m workbench --weights`).
+WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# The stated tolerance of bf16 weights: |predicted latents (bf16) - (fp32)|, as a fraction of the
+# fp32 latents' std, at most this anywhere and on average. Measured (docs/training.md, "Big
+# models on a CPU"): ViT-L at 16 x 256, random weights, max 0.057, mean 0.0097; the tests hold
+# micro models to it (tests/test_big_model_options.py).
+BF16_MAX_DIFFERENCE = 0.1
+BF16_MEAN_DIFFERENCE = 0.02
+
+
+def cast_weights(pretrained: Pretrained, dtype: torch.dtype) -> Pretrained:
+    """The models with their parameters in `dtype` (bf16 halves their memory); they then compute
+    in it (see train.models.vit.in_weight_dtype). Buffers, the fixed sin-cos position tables,
+    stay float32: bf16 keeps 3 significant digits, too few for positions."""
+    for module in (pretrained.encoder, pretrained.predictor, pretrained.target_encoder):
+        for parameter in module.parameters():
+            parameter.data = parameter.data.to(dtype)
+    return pretrained
+
+
+def resized_config(config: Config, num_frames: int | None, img_size: int | None) -> Config:
+    """The config with another clip size (None keeps the model's own), for inference on a smaller
+    input: RoPE needs nothing for another grid, and sin-cos tables are rebuilt exactly at the new
+    grid when a clip of it comes (train.models.vit.positions_for). ConfigError when the size does
+    not split into the model's tubelets."""
+    model = config.model
+    frames = model.num_frames if num_frames is None else int(num_frames)
+    size = model.img_size if img_size is None else int(img_size)
+    problems = []
+    if frames < model.tubelet_size or frames % model.tubelet_size:
+        problems.append(
+            f"{frames} frames is not a positive multiple of the tubelet depth "
+            f"({model.tubelet_size} frames): use {_multiples(model.num_frames, model.tubelet_size)}"
+        )
+    if size < model.patch_size or size % model.patch_size:
+        problems.append(
+            f"{size} px is not a positive multiple of the patch size ({model.patch_size} px): "
+            f"use {_multiples(model.img_size, model.patch_size)}"
+        )
+    if problems:
+        raise ConfigError("cannot resize the model's input: " + "; ".join(problems))
+    return replace(config, model=replace(model, num_frames=frames, img_size=size))
+
+
+def _multiples(native: int, unit: int) -> str:
+    """A few valid sizes up to the model's own, e.g. '8, 16, ... (multiples of 8)'."""
+    largest = max(native, unit)
+    valid = list(range(unit, largest + 1, unit))
+    shown = valid if len(valid) <= 4 else [*valid[:2], "...", valid[-1]]
+    return f"{', '.join(map(str, shown))} (multiples of {unit})"

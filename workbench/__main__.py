@@ -1,9 +1,15 @@
 """python -m workbench [--host 127.0.0.1] [--port 7860] [--model PATH] [--runs-dir runs]
                      [--data-dir FOLDER ...] [--auth-file FILE] [--threads N]
+                     [--weights fp32|bf16] [--frames N] [--img-size S]
 
 --model PATH opens any model first: a run directory (a training, or a released checkpoint
 imported with `python -m train.released`), a checkpoint file, or a bundle. A model without a
 pixel decoder works in every tab; Predict then shows the predicted latents in PCA colours.
+
+Big models on a CPU (docs/training.md has the measured time and memory of a ViT-L): --weights
+bf16 opens the --model model with bf16 weights (half the memory, faster on CPUs with bf16
+matrix units, outputs within the stated tolerance of fp32); --frames N and --img-size S give it
+a smaller clip (multiples of its tubelet depth and patch size; a model without a decoder).
 
 Serves the workbench on localhost by default: pass --host 0.0.0.0 only to let other machines
 reach it (anyone who can reach the port can then use the app and start trainings; add a login
@@ -22,6 +28,9 @@ from pathlib import Path
 
 from train.cli import setup_logging
 from workbench.paths import use_numba_cache
+
+# The keys of train.pretrained.WEIGHT_DTYPES, named here so that --help does not load torch.
+WEIGHTS = ("fp32", "bf16")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +59,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=1,
         help="torch threads for the app's own work (default 1: fastest for small models)",
+    )
+    parser.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        default="fp32",
+        help="precision of the --model model's weights (default fp32; bf16 halves the memory)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        metavar="N",
+        help="clip length for the --model model (default its own; a multiple of its tubelet)",
+    )
+    parser.add_argument(
+        "--img-size",
+        type=int,
+        default=None,
+        metavar="S",
+        help="clip size in px for the --model model (default its own; a multiple of its patch)",
     )
     parser.add_argument(
         "--runs-dir",
@@ -128,15 +157,21 @@ def main(argv: list[str] | None = None) -> int:
 
     from train.checkpoint import CheckpointError
     from workbench.app import build_app, configure_torch, launch, start_background_work
+    from workbench.bundles import OpenOptions
     from workbench.context import AppContext
 
     log = logging.getLogger("workbench")
+    options = OpenOptions(args.weights, args.frames, args.img_size)
+    if options != OpenOptions() and not (args.model or args.bundle):
+        print("error: --weights, --frames and --img-size apply to --model PATH", file=sys.stderr)
+        return 2
     try:
         ctx = AppContext.create(
             args.runs_dir,
             args.model or args.bundle,
             data_dirs=args.data_dir,
             model_flag="--model" if args.model else "--bundle",
+            model_options=options,
         )
     except (CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -13,14 +13,16 @@ can be loaded, so a browser cannot make the server open an arbitrary path.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from decoder.bundle import STARTER_PATH, Bundle, BundleError, load_bundle, without_decoder
 from train.checkpoint import LATEST, load_checkpoint
 from train.config import ConfigError
-from train.pretrained import models_from_state
+from train.pretrained import WEIGHT_DTYPES, cast_weights, models_from_state, resized_config
 from workbench.runs import core_runs, is_core_run
 
 BUNDLE_NAME = "bundle.safetensors"
@@ -80,6 +82,49 @@ def model_entry(path: Path, flag: str = "--model") -> BundleEntry:
     return BundleEntry(str(path), f"{name} ({flag}, no decoder)", path, False)
 
 
+@dataclass(frozen=True)
+class OpenOptions:
+    """How the `--model` model opens, for big models on a CPU: weights in bf16 (half the
+    memory, outputs within docs/training.md's tolerance of fp32), and a smaller clip (fewer
+    frames or pixels: fewer tokens, a faster Predict). None keeps the model's own size."""
+
+    weights: str = "fp32"
+    num_frames: int | None = None
+    img_size: int | None = None
+
+    @property
+    def resizes(self) -> bool:
+        return self.num_frames is not None or self.img_size is not None
+
+    def check(self) -> OpenOptions:
+        if self.weights not in WEIGHT_DTYPES:
+            raise ConfigError(f"--weights {self.weights}: use one of {', '.join(WEIGHT_DTYPES)}")
+        return self
+
+
+def opened_with(bundle: Bundle, options: OpenOptions) -> Bundle:
+    """The bundle with `options` applied: a resize gives a new Bundle (its config), bf16 casts
+    the weights in place (the registry holds one copy of a model)."""
+    options.check()
+    if options.resizes:
+        if bundle.has_decoder:
+            raise BundleError(
+                "--frames / --img-size apply to models without a pixel decoder: a decoder is "
+                "fitted at one clip size. Open the run's checkpoint "
+                "(RUN/checkpoints/latest.pt) instead, or fit a decoder at the smaller size"
+            )
+        try:
+            config = resized_config(bundle.config, options.num_frames, options.img_size)
+        except ConfigError as err:  # a BundleError stops the app at start with the reason
+            raise BundleError(f"--frames / --img-size: {err}") from None
+        bundle = replace(bundle, config=config)
+    dtype = WEIGHT_DTYPES[options.weights]
+    if dtype != torch.float32:
+        # The pixel decoder (a few MB) stays float32: it reads the latents as float32.
+        cast_weights(bundle.pretrained, dtype)
+    return bundle
+
+
 def load_without_decoder(path: Path) -> Bundle:
     """A core checkpoint -> its models in a Bundle with no decoder, in eval mode on the CPU."""
     state = load_checkpoint(path)
@@ -105,10 +150,13 @@ class BundleRegistry:
         starter: str | Path = STARTER_PATH,
         extra: str | Path | None = None,
         extra_flag: str = "--bundle",
+        extra_options: OpenOptions | None = None,
     ):
         self.runs_dir = Path(runs_dir)
         self.starter = Path(starter)
         self.extra = model_entry(Path(extra), extra_flag) if extra is not None else None
+        # Only the model named on the command line opens with these; the others as they are.
+        self.extra_options = (extra_options or OpenOptions()).check()
         self._loaded: dict[str, tuple[int, Bundle]] = {}
         self._lock = threading.Lock()
 
@@ -170,6 +218,8 @@ class BundleRegistry:
                 bundle = load_bundle(entry.path)
             else:
                 bundle = load_without_decoder(entry.path)
+            if self.extra is not None and entry.key == self.extra.key:
+                bundle = opened_with(bundle, self.extra_options)
             if len(self._loaded) >= MAX_LOADED:
                 self._loaded.pop(next(iter(self._loaded)))
             self._loaded[entry.key] = (version, bundle)

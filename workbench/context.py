@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from decoder.bundle import STARTER_PATH
-from workbench.bundles import BundleRegistry
+from workbench.bundles import BundleRegistry, OpenOptions
 from workbench.clip_store import ClipStore
 from workbench.data_dirs import DataDirs
 from workbench.training import JobManager
@@ -33,11 +33,15 @@ class AppContext:
         starter: str | Path = STARTER_PATH,
         data_dirs: Iterable[str | Path] = (),
         model_flag: str = "--bundle",
+        model_options: OpenOptions | None = None,
     ) -> AppContext:
         """`bundle`: a model to list first (any path `--model` takes); `model_flag` names the
-        option it came from in messages."""
+        option it came from in messages; `model_options` how it opens (bf16, a smaller clip)."""
+        registry = BundleRegistry(
+            runs_dir, starter, extra=bundle, extra_flag=model_flag, extra_options=model_options
+        )
         return cls(
-            BundleRegistry(runs_dir, starter, extra=bundle, extra_flag=model_flag),
+            registry,
             JobManager(runs_dir),
             data_dirs=DataDirs.of(data_dirs),
         )

@@ -12,6 +12,7 @@ note on fitting a decoder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,18 @@ VIDEO_PX = 256  # shown videos are enlarged to about this size
 STRIP_PX = 96  # one frame in the strip
 EDITOR_PX = 320  # the frame people paint on
 PLAYBACK_FPS = 4.0  # slow enough to follow a short clip frame by frame
+
+# (share done in [0, 1], what runs now): a big model's Predict takes seconds on a CPU, so the
+# tab shows its stages (Gradio's progress bar).
+Progress = Callable[[float, str], None]
+# The stages' shares of the time: the model's pass and the step-0 reference cost about the same.
+PREDICTING = (0.0, "predicting the masked tokens: encoder, predictor, target encoder")
+REFERENCE = (0.45, "the same model untrained (step 0), for the reference curve")
+WRITING = (0.9, "writing the videos")
+
+
+def _no_progress(_share: float, _text: str) -> None:
+    pass
 
 
 def clip_window(frames: np.ndarray, start: int, step: int, num_frames: int) -> np.ndarray:
@@ -101,15 +114,19 @@ def predict(
     choice: MaskChoice,
     editor: dict[str, Any] | None,
     frame_numbers: list[int] | None = None,
+    progress: Progress = _no_progress,
 ) -> Prediction:
     """Decode the model's prediction under the chosen mask for a window of frames (without a
-    decoder: show its latents, see `predict_latents`)."""
+    decoder: show its latents, see `predict_latents`); `progress` hears of each stage."""
     mask, mask_index = token_mask(bundle, choice, editor)
     if not bundle.has_decoder:
-        return predict_latents(bundle, window, mask, mask_index, frame_numbers)
+        return predict_latents(bundle, window, mask, mask_index, frame_numbers, progress)
     clip = bundle.fit_clip(window)
+    progress(*PREDICTING)
     rendered = render_prediction(bundle, clip, mask, mask_index)
+    progress(*REFERENCE)
     untrained = untrained_surprise(bundle, clip, rendered.token_mask, rendered.mask_index)
+    progress(*WRITING)
     shown = {
         "original": rendered.original,
         "masked": rendered.masked,
@@ -148,12 +165,16 @@ def predict_latents(
     mask: Any,
     mask_index: int,
     frame_numbers: list[int] | None = None,
+    progress: Progress = _no_progress,
 ) -> Prediction:
     """The decoder-free view: the "prediction" video shows the target latents (left) and the
     predicted latents (right) of the masked region in the same PCA colours."""
     clip = bundle.fit_clip(window)
+    progress(*PREDICTING)
     view = latent_view(bundle, clip, mask, mask_index)
+    progress(*REFERENCE)
     untrained = untrained_surprise(bundle, clip, view.token_mask, view.mask_index)
+    progress(*WRITING)
     pair = side_by_side([enlarge(view.target, VIDEO_PX), enlarge(view.predicted, VIDEO_PX)])
     shown = {
         "original": enlarge(view.original, VIDEO_PX),

@@ -21,20 +21,25 @@ from decoder.masks import check_token_mask
 from decoder.render import masked_surprise
 from train.config import to_dict
 from train.data import normalize_clip
-from train.pretrained import Pretrained, initial_models
+from train.pretrained import Pretrained, cast_weights, initial_models
 
-# Step-0 models kept per architecture: a large imported model doubles its memory for this.
+# Step-0 models kept per architecture: a large imported model adds about half its memory for
+# this (the encoder and predictor; the target encoder is shared).
 MAX_CACHED = 2
 _cache: dict[str, Pretrained] = {}
 
 
 def untrained_models(bundle: Bundle) -> Pretrained:
-    """The bundle's models at step 0 (same config and seed), on the bundle's device."""
-    key = json.dumps(to_dict(bundle.config), sort_keys=True, default=str)
+    """The bundle's models at step 0 (same config and seed), on the bundle's device, with its
+    weights' dtype (a model opened in bf16 keeps its reference in bf16 too)."""
+    dtype = next(bundle.encoder.parameters()).dtype
+    key = json.dumps([to_dict(bundle.config), str(dtype)], sort_keys=True, default=str)
     if key not in _cache:
         if len(_cache) >= MAX_CACHED:
             _cache.pop(next(iter(_cache)))
-        _cache[key] = initial_models(bundle.config)  # eval mode; used under no_grad only
+        # Eval mode, used under no_grad only; the target encoder shares the encoder's weights
+        # (equal at step 0), so the reference costs one encoder's memory, not two.
+        _cache[key] = cast_weights(initial_models(bundle.config, shared_target=True), dtype)
     return _cache[key].to(bundle.device)
 
 

@@ -26,6 +26,7 @@ from workbench.predict import (
     EDITOR_PX,
     STRIP_PX,
     Prediction,
+    Progress,
     clip_window,
     editor_value,
     last_start,
@@ -135,10 +136,36 @@ class PredictHandlers:
         return _outputs(self._predict(*inputs, **options))
 
     @user_errors
-    def predict_view(self, *inputs: Any) -> tuple[Any, ...]:
+    def predict_view(
+        self,
+        bundle_key: str | None,
+        clip_key: str | None,
+        start: int,
+        step: int,
+        editor: dict[str, Any] | None,
+        source: str = PAINTED,
+        extent: str = "whole clip",
+        range_start: int = 0,
+        range_stop: int | None = None,
+        seed: int = 0,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's injection idiom)
+    ) -> tuple[Any, ...]:
         """What the Predict button fills: `predict`'s outputs, then the comparison row's
-        (strip, PSNR line) for `show_comparison`, or None for a model without a decoder."""
-        shown = self._predict(*inputs)
+        (strip, PSNR line) for `show_comparison`, or None for a model without a decoder. The
+        arguments are `_predict`'s; Gradio fills `progress` (a big model takes seconds)."""
+        shown = self._predict(
+            bundle_key,
+            clip_key,
+            start,
+            step,
+            editor,
+            source,
+            extent,
+            range_start,
+            range_stop,
+            seed,
+            progress=lambda share, text: progress(share, desc=text),
+        )
         row = shown.comparison
         if row is None:
             return (*_outputs(shown), None)
@@ -164,12 +191,15 @@ class PredictHandlers:
         range_start: int = 0,
         range_stop: int | None = None,
         seed: int = 0,
+        progress: Progress | None = None,
     ) -> Prediction:
         bundle = self.ctx.registry.load(bundle_key)
         video = self.ctx.clips.get(clip_key)
         window = clip_window(video.frames, int(start), int(step), bundle.num_frames)
         choice = MaskChoice(source, extent, int(range_start), range_stop, int(seed or 0))
-        return predict(bundle, window, choice, editor)
+        if progress is None:
+            return predict(bundle, window, choice, editor)
+        return predict(bundle, window, choice, editor, progress=progress)
 
 
 def _outputs(shown: Prediction) -> tuple[str, str, str, np.ndarray, Any, str]:

@@ -20,6 +20,7 @@ from train.models.vit import (
     POSITION_SCHEMES,
     Block,
     gather_tokens,
+    in_weight_dtype,
     init_transformer_weights,
     positions_for,
     run_blocks,
@@ -85,7 +86,7 @@ class Predictor(nn.Module):
                 f"{len(self.mask_tokens)} mask tokens (one per mask set)"
             )
         grid = grid or self.grid_size
-        ctx = self.predictor_embed(context)
+        ctx = self.predictor_embed(in_weight_dtype(context, self.predictor_embed.weight))
         tgt = self.mask_tokens[mask_index].expand(target_idx.shape[0], target_idx.shape[1], -1)
         rope_positions = None
         if self.predictor_pos_embed is None:
@@ -96,7 +97,8 @@ class Predictor(nn.Module):
             positions = positions.expand(context.shape[0], -1, -1)
             ctx = ctx + gather_tokens(positions, context_idx)
             tgt = tgt + gather_tokens(positions, target_idx)
-        x = torch.cat([ctx, tgt], dim=1)
+        # float32 position tables promote the sum: back to the weights' dtype (see vit.py).
+        x = in_weight_dtype(torch.cat([ctx, tgt], dim=1), self.predictor_embed.weight)
         valid = None
         if context_valid is not None or target_valid is not None:
             valid = torch.cat(

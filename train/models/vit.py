@@ -160,6 +160,15 @@ def rope_positions_for(
     return grid_positions(index, grid)
 
 
+def in_weight_dtype(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """`x` in the dtype of `weight` when the weights were cast below float32 for inference
+    (train.pretrained.cast_weights): the model then computes in bf16 throughout. With float32
+    weights `x` passes unchanged, so training under autocast computes exactly as before."""
+    if weight.dtype == torch.float32:
+        return x
+    return x.to(weight.dtype)
+
+
 def init_transformer_weights(module: nn.Module, blocks: nn.ModuleList) -> None:
     """Truncated-normal linears, unit norms, and residual projections scaled down by depth so
     the residual stream starts with comparable variance at every layer."""
@@ -228,11 +237,15 @@ class VisionTransformer(nn.Module):
         alone: positions enter in the blocks)."""
         clip = self.as_clip(clip)
         grid = self.patch_embed.grid(clip.shape)
-        tokens = self.patch_embed(clip)
+        weight = self.patch_embed.proj.weight
+        tokens = self.patch_embed(in_weight_dtype(clip, weight))
         if self.pos_embed is None:
             return tokens
         uniform = self.positions == "sincos_uniform"
-        return tokens + positions_for(self.pos_embed, self.grid_size, grid, uniform)
+        # The table is float32 (also under bf16 weights); the sum goes back to the weights' dtype.
+        return in_weight_dtype(
+            tokens + positions_for(self.pos_embed, self.grid_size, grid, uniform), weight
+        )
 
     def encode_tokens(
         self,

@@ -14,6 +14,7 @@ from train.monitor import MetricsLog
 from workbench import clip_table
 from workbench.context import AppContext
 from workbench.examples import example_names
+from workbench.masks_ui import PAINTED, PRESET_REPLACES_PAINT
 from workbench.predict import EDITOR_PX
 from workbench.tab_embeddings import EmbeddingHandlers
 from workbench.tab_features import FeatureHandlers
@@ -83,6 +84,35 @@ def test_predict_decodes_inside_the_painted_region_only(ctx, key, loaded):
     assert np.isnan(surprise[:2]).all() and np.isfinite(surprise[2:]).all()
     assert strip.shape[0] == 3 * 96 + 2 * 4
     assert "Masked 12% of the tokens (4 of 32)" in summary
+    # A small painted region uses what the predictor learned for the small blocks, said plainly.
+    assert "as it learned to for short-range blocks" in summary and "mask token 0" in summary
+    assert PRESET_REPLACES_PAINT not in summary
+
+
+def test_a_preset_says_it_replaces_the_paint(ctx, key, loaded):
+    painted = painted_editor(EDITOR_PX, (0, 0, 160, 160))
+    with_paint = PredictHandlers(ctx).predict(key, loaded[0], 0, 1, painted, source="causal")
+    assert PRESET_REPLACES_PAINT in with_paint[5]
+    # A multiblock run has no future token: half the clip hidden is a long-range problem.
+    assert "for long-range blocks" in with_paint[5]
+    unpainted = PredictHandlers(ctx).predict(key, loaded[0], 0, 1, None, source="causal")
+    assert PRESET_REPLACES_PAINT not in unpainted[5]
+
+
+@pytest.mark.parametrize(
+    ("source", "extent", "active"),
+    [  # which of (seed, extent, from frame, to frame) apply
+        (PAINTED, "whole clip", (False, True, False, False)),
+        (PAINTED, "frame range", (False, True, True, True)),
+        (PAINTED, "the future", (False, True, True, False)),
+        ("multiblock-long", "frame range", (True, False, False, False)),
+        ("causal", "whole clip", (False, False, False, False)),
+    ],
+)
+def test_mask_controls_are_active_only_when_they_apply(ctx, source, extent, active):
+    *controls, note = PredictHandlers(ctx).mask_controls(source, extent)
+    assert tuple(control["interactive"] for control in controls) == active
+    assert (PRESET_REPLACES_PAINT in note["value"]) == note["visible"] == (source != PAINTED)
 
 
 @pytest.mark.parametrize("preset", ["multiblock-short", "multiblock-long", "random-tube", "causal"])
@@ -127,6 +157,7 @@ def test_an_uploaded_video_loads_and_predicts(ctx, key, tmp_path):
     handlers = PredictHandlers(ctx)
     loaded = handlers.load_upload(str(moving_square_video(tmp_path / "square.mp4")), key)
     assert "square.mp4: 12 frames" in loaded[1]
+    assert loaded[-1]["value"] is None  # the example picker no longer names the old clip
     window = handlers.refresh_window(key, loaded[0], 8, 2, 1)
     assert window[0]["value"] == 12 - 7  # the start is pulled back so 4 frames 2 apart fit
     outputs = handlers.predict(key, loaded[0], 5, 2, painted_editor(EDITOR_PX, (0, 0, 90, 90)))
@@ -172,6 +203,10 @@ def test_embedding_map_shows_pca_then_umap_and_selections(ctx, key, tmp_path, mo
     assert all(path.endswith(".gif") for path, _ in selected + neighbours)
     with pytest.raises(gr.Error, match="do not exist"):
         handlers.show_selection(table_key, "40")
+    # A lasso's long list comes back as ranges, which select the same clips.
+    compact = handlers.compact_selection(table_key, "5, 3, 4, 9, 10, 11, 20")
+    assert compact == "3-5, 9-11, 20"
+    assert len(handlers.show_selection(table_key, compact)[0]) == 7
     assert handlers.redraw(table_key, "UMAP", "(none)").data[0].name == "clips"
 
 

@@ -9,13 +9,21 @@ import pytest
 
 from decoder.bundle import load_bundle
 from decoder.masks import TemporalExtent
+from train.config import BlockSpec, MaskConfig
 from workbench.clip_store import ClipStore
 from workbench.embed import nearest_neighbours, pca_2d
 from workbench.features import pca_rgb, token_map_to_frames
 from workbench.frames import enlarge, side_by_side, strip, write_gif
-from workbench.masks_ui import MaskChoice, painted_pixels, temporal_extent, token_mask
+from workbench.masks_ui import (
+    MaskChoice,
+    mask_token_role,
+    painted_pixels,
+    temporal_extent,
+    token_mask,
+)
 from workbench.plots import collapse_figure, embedding_figure, probe_figure, surprise_figure
 from workbench.predict import EDITOR_PX, clip_window, last_start
+from workbench.tab_embeddings import compact_clip_numbers, parse_clip_numbers
 from workbench.video_io import Video, VideoError, read_video, write_mp4
 from workbench_fixtures import MICRO_FRAMES, MICRO_SIZE, painted_editor, write_micro_bundle
 
@@ -260,3 +268,46 @@ def test_painted_editor_paints_only_the_box():
     alpha = value["layers"][0][..., 3]
     assert alpha.sum() == 255 * 20 * 20
     assert alpha[9, 25] == 0 and alpha[10, 20] == 255
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain words in the UI.
+
+
+@pytest.mark.parametrize(
+    ("mask_cfg", "index", "words"),
+    [
+        (MaskConfig(), 0, "short-range blocks"),  # the paper's 8 small blocks
+        (MaskConfig(), 1, "long-range blocks"),  # ...and its 2 large ones
+        (MaskConfig(future_sets=1), 2, "future frames"),  # future sets follow the strategy's
+        (MaskConfig(strategy="causal"), 0, "future frames"),
+        (MaskConfig(strategy="random_tube"), 1, "tubes"),
+        (MaskConfig(multiblock=[BlockSpec(num_blocks=4)]), 0, "hidden blocks"),
+    ],
+)
+def test_mask_token_role_names_what_the_token_is_for(mask_cfg, index, words):
+    assert mask_token_role(mask_cfg, index).startswith(words)
+
+
+@pytest.mark.parametrize(
+    ("numbers", "shown"),
+    [
+        ([3], "3"),
+        ([5, 3, 4, 20, 4], "3-5, 20"),
+        (list(range(295)), "0-294"),
+        ([0, 2, 4, 5, 6, 9], "0, 2, 4-6, 9"),
+    ],
+)
+def test_selections_are_shown_as_ranges_and_read_back(numbers, shown):
+    assert compact_clip_numbers(numbers) == shown
+    assert parse_clip_numbers(shown, 300) == sorted(set(numbers))
+
+
+def test_clip_numbers_accept_lists_and_ranges_and_refuse_the_rest():
+    assert parse_clip_numbers("7, 3 - 5, 3", 10) == [7, 3, 4, 5]  # in order, each once
+    with pytest.raises(ValueError, match="runs backwards"):
+        parse_clip_numbers("9-2", 10)
+    with pytest.raises(ValueError, match=r"clip numbers 10, 11, 12, 13, 14, \.\.\. do not exist"):
+        parse_clip_numbers("5-20", 10)
+    with pytest.raises(ValueError, match="type clip numbers"):
+        parse_clip_numbers("", 10)

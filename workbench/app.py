@@ -40,6 +40,7 @@ INTERACTIVE_THREADS = 1
 CSS = """
 #frame-strip img, #features-strip img { image-rendering: pixelated; }
 #mask-editor canvas { image-rendering: pixelated; }
+#embedding-selected .caption-label, #embedding-neighbours .caption-label { white-space: normal; }
 """
 
 

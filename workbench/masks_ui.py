@@ -18,10 +18,15 @@ import torch
 from decoder.bundle import Bundle
 from decoder.clips import fit_pixel_mask
 from decoder.masks import PRESETS, TemporalExtent
+from train.config import MaskConfig
+from train.masks import num_strategy_sets
 
 EXTENT_MODES: tuple[str, ...] = ("whole clip", "frame range", "the future")
 PAINTED = "painted region"
 MASK_SOURCES: tuple[str, ...] = (PAINTED, *PRESETS)
+# The presets drawn at random (from the seed); "causal" hides the same frames every time.
+SEEDED_PRESETS: tuple[str, ...] = ("multiblock-short", "multiblock-long", "random-tube")
+PRESET_REPLACES_PAINT = "the preset replaces the painted region"
 
 
 def painted_pixels(editor_value: dict[str, Any] | None) -> np.ndarray:
@@ -44,6 +49,14 @@ def painted_pixels(editor_value: dict[str, Any] | None) -> np.ndarray:
             )
         painted |= layer[..., 3] > 0
     return painted
+
+
+def has_paint(editor_value: dict[str, Any] | None) -> bool:
+    """Whether any layer of an ImageEditor value has paint (False before a clip is loaded)."""
+    try:
+        return bool(painted_pixels(editor_value).any())
+    except ValueError:
+        return False
 
 
 def temporal_extent(
@@ -105,3 +118,21 @@ def token_mask(
     )
     mask = bundle.painted_mask(pixels, extent)
     return mask, bundle.mask_index_for(mask)
+
+
+def mask_token_role(mask_cfg: MaskConfig, index: int) -> str:
+    """What the predictor's learned mask token `index` stands for, in plain words: the predictor
+    learned one per kind of mask it trained on, and fills the hidden tokens with it."""
+    own_sets = num_strategy_sets(mask_cfg)
+    if index >= own_sets or mask_cfg.strategy == "causal":
+        return "future frames"
+    if mask_cfg.strategy == "random_tube":
+        return "tubes through the whole clip"
+    scales = [spec.spatial_scale[1] for spec in mask_cfg.multiblock]
+    if len(scales) < 2:
+        return "hidden blocks"
+    if scales[index] == max(scales):
+        return "long-range blocks (a few large ones)"
+    if scales[index] == min(scales):
+        return "short-range blocks (many small ones)"
+    return f"mid-range blocks (set {index})"

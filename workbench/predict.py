@@ -27,7 +27,14 @@ from workbench.comparison import Comparison, compare
 from workbench.decoder_hint import decoder_hint
 from workbench.frames import enlarge, side_by_side, strip
 from workbench.latent_view import LatentView, latent_view
-from workbench.masks_ui import MaskChoice, token_mask
+from workbench.masks_ui import (
+    PAINTED,
+    PRESET_REPLACES_PAINT,
+    MaskChoice,
+    has_paint,
+    mask_token_role,
+    token_mask,
+)
 from workbench.paths import new_output_path
 from workbench.plots import surprise_figure
 from workbench.step0 import untrained_surprise
@@ -119,8 +126,11 @@ def predict(
     """Decode the model's prediction under the chosen mask for a window of frames (without a
     decoder: show its latents, see `predict_latents`); `progress` hears of each stage."""
     mask, mask_index = token_mask(bundle, choice, editor)
+    # Said, not silent: a preset ignores what was painted.
+    replaced = choice.source != PAINTED and has_paint(editor)
+    note = f" Note: {PRESET_REPLACES_PAINT}." if replaced else ""
     if not bundle.has_decoder:
-        return predict_latents(bundle, window, mask, mask_index, frame_numbers, progress)
+        return predict_latents(bundle, window, mask, mask_index, frame_numbers, progress, note)
     clip = bundle.fit_clip(window)
     progress(*PREDICTING)
     rendered = render_prediction(bundle, clip, mask, mask_index)
@@ -136,10 +146,8 @@ def predict(
         name: write_mp4(enlarge(frames, VIDEO_PX), new_output_path(name, ".mp4"), PLAYBACK_FPS)
         for name, frames in shown.items()
     }
-    hidden = rendered.token_mask.mean()
     summary = (
-        f"Masked {hidden:.0%} of the tokens ({int(rendered.token_mask.sum())} of "
-        f"{rendered.token_mask.size}); predictor mask token {rendered.mask_index}. "
+        f"{_masked_sentence(bundle, rendered.token_mask, rendered.mask_index)}{note} "
         f"{_surprise_sentence(rendered.surprise, untrained)}"
     )
     return Prediction(
@@ -149,6 +157,17 @@ def predict(
         surprise=surprise_figure(rendered.surprise, frame_numbers, untrained),
         summary=summary,
         comparison=compare(bundle, clip, rendered),
+    )
+
+
+def _masked_sentence(bundle: Bundle, token_mask: np.ndarray, mask_index: int) -> str:
+    """How much was hidden, and which of its learned placeholders the predictor filled it with
+    (its technical index last, as the configs and logs count them)."""
+    role = mask_token_role(bundle.config.mask, mask_index)
+    return (
+        f"Masked {token_mask.mean():.0%} of the tokens ({int(token_mask.sum())} of "
+        f"{token_mask.size}). The predictor filled them in as it learned to for {role}; "
+        f"technically, mask token {mask_index}."
     )
 
 
@@ -166,9 +185,11 @@ def predict_latents(
     mask_index: int,
     frame_numbers: list[int] | None = None,
     progress: Progress = _no_progress,
+    note: str = "",
 ) -> Prediction:
     """The decoder-free view: the "prediction" video shows the target latents (left) and the
-    predicted latents (right) of the masked region in the same PCA colours."""
+    predicted latents (right) of the masked region in the same PCA colours. `note` follows the
+    sentence on the mask."""
     clip = bundle.fit_clip(window)
     progress(*PREDICTING)
     view = latent_view(bundle, clip, mask, mask_index)
@@ -185,15 +206,13 @@ def predict_latents(
         name: write_mp4(frames, new_output_path(name, ".mp4"), PLAYBACK_FPS)
         for name, frames in shown.items()
     }
-    hidden = view.token_mask.mean()
     explained = ", ".join(f"{share:.0%}" for share in view.explained)
     summary = (
         f"**This model has no pixel decoder**, so the prediction is shown as latents: left the "
         f"target encoder's latents of the masked region, right the predictor's, in the same "
         f"PCA colours (fitted on the target latents of this clip; its three components hold "
         f"{explained} of their variance). Alike colours mean a prediction close to the clip. "
-        f"Masked {hidden:.0%} of the tokens ({int(view.token_mask.sum())} of "
-        f"{view.token_mask.size}); predictor mask token {view.mask_index}. "
+        f"{_masked_sentence(bundle, view.token_mask, view.mask_index)}{note} "
         f"{_surprise_sentence(view.surprise, untrained)}\n\n{decoder_hint(bundle)}"
     )
     rows = [view.original, view.masked, view.target, view.predicted]

@@ -4,7 +4,9 @@ clips and shows them with their nearest neighbours in feature space.
 
 Plotly's selection events live in the browser; a small script (`BRIDGE_JS`) copies the selected
 clip numbers into the "Selected clips" box and presses "Show selection", and the hovered clip's
-number into a hidden box. Typing clip numbers into the box works the same way.
+number into a hidden box. Typing clip numbers or ranges ("3-17, 20") into the box works the same
+way; once a selection is shown, the box holds it as ranges, so a lasso of hundreds of clips
+stays readable.
 
 Colours: every label of the clips (the physics world's motion labels and what its scenes show,
 background included; a folder's sub-folders or list-file labels), or a CSV the user uploads
@@ -171,15 +173,37 @@ def map_figure(
 
 
 def parse_clip_numbers(text: str, count: int) -> list[int]:
-    numbers = [int(n) for n in re.findall(r"\d+", text or "")]
+    """Clip numbers from what the selection box holds: numbers and ranges ("3-17, 20"), in the
+    order given, each once. Reads back what `compact_clip_numbers` writes."""
+    numbers: list[int] = []
+    for first, last in re.findall(r"(\d+)(?:\s*-\s*(\d+))?", text or ""):
+        low, high = int(first), int(last or first)
+        if high < low:
+            raise ValueError(f"clip range {low}-{high} runs backwards: write {high}-{low}")
+        numbers.extend(range(low, high + 1))
     if not numbers:
-        raise ValueError("select clips with the lasso, click one, or type clip numbers (3, 17)")
-    bad = [n for n in numbers if n >= count]
-    if bad:
         raise ValueError(
-            f"clip numbers {bad} do not exist: the map has {count} clips (0..{count - 1})"
+            "select clips with the lasso, click one, or type clip numbers (3, 17 or 3-17)"
+        )
+    bad = sorted({n for n in numbers if n >= count})
+    if bad:
+        shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+        raise ValueError(
+            f"clip numbers {shown} do not exist: the map has {count} clips (0..{count - 1})"
         )
     return list(dict.fromkeys(numbers))
+
+
+def compact_clip_numbers(numbers: list[int]) -> str:
+    """Clip numbers as sorted runs, "3-17, 20": a lasso of hundreds of clips stays readable in
+    the selection box, and `parse_clip_numbers` reads it back."""
+    runs: list[list[int]] = []
+    for number in sorted(set(numbers)):
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in runs)
 
 
 def thumbnail(table: ClipTable, row: int, size: int = THUMB_PX) -> str:
@@ -191,13 +215,17 @@ def thumbnail(table: ClipTable, row: int, size: int = THUMB_PX) -> str:
     return _gif_cache[key]
 
 
-def _caption(table: ClipTable, row: int, distance: float | None = None) -> str:
-    """'clip 12 · circle · up · fast · 2 objects': the hover text without the label names."""
+def _caption(row: int, distance: float | None = None) -> str:
+    """'clip 12', or 'd=0.031 · clip 12' for a neighbour: short, so a gallery tile shows it
+    whole; the clips' labels go in the note (`_labels_line`)."""
+    return f"clip {row}" if distance is None else f"d={distance:.3f} · clip {row}"
+
+
+def _labels_line(table: ClipTable, row: int) -> str:
+    """'clip 12: circle · up · fast · 2 objects': the hover text without the label names."""
     parts = table.hover[row].split("<br>")
-    words = [parts[0], *(part.split(": ", 1)[-1] for part in parts[1:])]
-    if distance is not None:  # first, so a cut-off caption still shows it
-        words.insert(0, f"d={distance:.3f}")
-    return " · ".join(words)
+    values = [part.split(": ", 1)[-1] for part in parts[1:]]
+    return f"{parts[0]}: {' · '.join(values)}" if values else parts[0]
 
 
 class EmbeddingHandlers:
@@ -268,9 +296,9 @@ class EmbeddingHandlers:
         distances = cosine_distances(table.features, rows, neighbours)
         own = cosine_distances(table.features, rows, np.array(rows))
         shown = rows[:MAX_SHOWN]
-        selected = [(thumbnail(table, r), _caption(table, r)) for r in shown]
+        selected = [(thumbnail(table, r), _caption(r)) for r in shown]
         near = [
-            (thumbnail(table, int(r)), _caption(table, int(r), float(d)))
+            (thumbnail(table, int(r)), _caption(int(r), float(d)))
             for r, d in zip(neighbours, distances, strict=True)
         ]
         more = f" (showing the first {MAX_SHOWN})" if len(rows) > MAX_SHOWN else ""
@@ -282,7 +310,17 @@ class EmbeddingHandlers:
             "mean feature, with their cosine distance d from it (0 = the same direction, 1 = "
             f"unrelated; in feature space, not on the map).{spread}"
         )
-        return selected, near, note
+        # The neighbours' labels, which the short gallery captions leave out: do they share
+        # the selection's shape, or only its background?
+        labels = "\n".join(f"- {_labels_line(table, int(r))}" for r in neighbours)
+        return selected, near, f"{note}\n\nNearest neighbours:\n{labels}"
+
+    @user_errors
+    def compact_selection(self, table_key: str | None, selection: str) -> Any:
+        """The selection box rewritten as ranges ("3-17, 20") once the selection is shown."""
+        if table_key is None or not (selection or "").strip():
+            return gr.skip()
+        return compact_clip_numbers(parse_clip_numbers(selection, len(cached_table(table_key))))
 
     @user_errors
     def filter_choices(
@@ -358,7 +396,7 @@ class EmbeddingHandlers:
             return gr.skip()
         table = cached_table(table_key)
         row = parse_clip_numbers(hovered, len(table))[0]
-        return gr.update(value=thumbnail(table, row, HOVER_PX), label=_caption(table, row))
+        return gr.update(value=thumbnail(table, row, HOVER_PX), label=_labels_line(table, row))
 
 
 def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
@@ -403,7 +441,11 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
             plot = gr.Plot(label="Clip map", elem_id="embedding-map")
         with gr.Column(scale=1):
             hovered = gr.Image(label="Hovered clip", height=260, elem_id="embedding-hovered")
-            selection = gr.Textbox(label="Selected clips", elem_id="embedding-selection")
+            selection = gr.Textbox(
+                label="Selected clips",
+                placeholder="3, 17 or 3-17",
+                elem_id="embedding-selection",
+            )
             with gr.Row():
                 show = gr.Button("Show selection", elem_id="embedding-show")
                 export = gr.Button("Export selection", elem_id="embedding-export")
@@ -422,7 +464,13 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
         fit_columns=False,
         elem_id="embedding-selected",
     )
-    neighbours = gr.Gallery(label="Nearest neighbours", columns=8, height=260, fit_columns=False)
+    neighbours = gr.Gallery(
+        label="Nearest neighbours",
+        columns=8,
+        height=260,
+        fit_columns=False,
+        elem_id="embedding-neighbours",
+    )
     hover_box = gr.Textbox(visible="hidden", elem_id="embedding-hover")
     hover_button = gr.Button(visible="hidden", elem_id="embedding-hover-button")
 
@@ -463,6 +511,11 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
         [table_key, selection],
         [selected, neighbours, note],
         api_name="show_selection",
+    ).success(
+        handlers.compact_selection,
+        [table_key, selection],
+        selection,
+        api_visibility="undocumented",
     )
     hover_button.click(
         handlers.show_hover,

@@ -21,7 +21,14 @@ from workbench.context import AppContext
 from workbench.examples import example_names, load_example
 from workbench.frames import strip
 from workbench.guard import user_errors
-from workbench.masks_ui import EXTENT_MODES, MASK_SOURCES, PAINTED, MaskChoice
+from workbench.masks_ui import (
+    EXTENT_MODES,
+    MASK_SOURCES,
+    PAINTED,
+    PRESET_REPLACES_PAINT,
+    SEEDED_PRESETS,
+    MaskChoice,
+)
 from workbench.predict import (
     EDITOR_PX,
     STRIP_PX,
@@ -52,9 +59,10 @@ class PredictHandlers:
 
     @user_errors
     def load_upload(self, path: str | None, bundle_key: str | None) -> tuple[Any, ...]:
+        """`_loaded`'s outputs, then the example picker cleared: it no longer names the clip."""
         if not path:
             raise ValueError("upload a video file (mp4, webm, mkv, avi or mov)")
-        return self._loaded(read_video(path), bundle_key)
+        return (*self._loaded(read_video(path), bundle_key), gr.update(value=None))
 
     def _loaded(self, video: Video, bundle_key: str | None) -> tuple[Any, ...]:
         """(clip key, description, then the window controls and the editor for frame 0)."""
@@ -125,6 +133,24 @@ class PredictHandlers:
             gr.update(maximum=frames - 1, value=index),
             *frame_range,
             editor_value(paint_frame(bundle, window, index)),
+        )
+
+    # ------------------------------------------------------------------------ the mask
+
+    def mask_controls(self, source: str, extent: str) -> tuple[Any, ...]:
+        """(seed, extent, from-frame, to-frame, note): only the controls the chosen mask uses
+        stay active. The seed draws the random presets; the extent and the frame range shape
+        the painted region ("the future" needs only its first hidden frame)."""
+        painted = source == PAINTED
+        ranged = painted and extent in ("frame range", "the future")
+        first = "First hidden frame (k)" if extent == "the future" else "From frame"
+        note = "" if painted else f"Presets ignore any paint: {PRESET_REPLACES_PAINT}."
+        return (
+            gr.update(interactive=source in SEEDED_PRESETS),
+            gr.update(interactive=painted),
+            gr.update(interactive=ranged, label=first),
+            gr.update(interactive=painted and extent == "frame range"),
+            gr.update(value=note, visible=not painted),
         )
 
     # ------------------------------------------------------------------------ predicting
@@ -222,6 +248,8 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> tuple[PredictHandlers, dict[s
         "to hide** on a frame, and press **Predict**. The model never sees the painted region: "
         "the prediction is decoded from its latents."
     )
+    # Three columns (the clip, the mask, the paint), so that Predict and its summary sit above
+    # the fold of a 1280 x 800 window, next to the mask controls.
     with gr.Row():
         with gr.Column(scale=1):
             examples = example_names()
@@ -232,22 +260,32 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> tuple[PredictHandlers, dict[s
                 sources=["upload"],
                 format=None,
                 label="…or upload a video",
-                height=200,
+                height=160,
                 elem_id="video-upload",
             )
             info = gr.Markdown("No clip loaded yet.", elem_id="clip-info")
             with gr.Row():
                 start = gr.Slider(0, 1, value=0, step=1, label="First frame of the window")
                 step = gr.Slider(1, MAX_FRAME_STEP, value=1, step=1, label="Frame step")
-            source = gr.Radio(list(MASK_SOURCES), value=PAINTED, label="Mask")
-            seed = gr.Number(0, precision=0, label="Preset seed", minimum=0)
+        with gr.Column(scale=1):
+            # Compact controls (a dropdown, the seed beside it), so that Predict stays in view.
+            # The seed and the frame range are inactive until they apply (`mask_controls`).
+            with gr.Row():
+                source = gr.Dropdown(list(MASK_SOURCES), value=PAINTED, label="Mask", scale=2)
+                seed = gr.Number(
+                    0, precision=0, label="Preset seed", minimum=0, interactive=False, scale=1
+                )
+            mask_note = gr.Markdown(visible=False, elem_id="mask-note")
             extent = gr.Radio(
                 list(EXTENT_MODES), value="whole clip", label="The painted region covers"
             )
             with gr.Row():
-                range_start = gr.Slider(0, 7, value=0, step=1, label="From frame (or k)")
-                range_stop = gr.Slider(0, 7, value=0, step=1, label="To frame")
+                range_start = gr.Slider(
+                    0, 7, value=0, step=1, label="From frame", interactive=False
+                )
+                range_stop = gr.Slider(0, 7, value=0, step=1, label="To frame", interactive=False)
             run = gr.Button("Predict", variant="primary", elem_id="predict-button")
+            summary = gr.Markdown(elem_id="predict-summary")
         with gr.Column(scale=1):
             paint_index = gr.Slider(0, 7, value=0, step=1, label="Frame to paint on")
             editor = gr.ImageEditor(
@@ -271,29 +309,45 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> tuple[PredictHandlers, dict[s
             loop=True,
             elem_id="video-prediction",
         )
-    frame_strip = gr.Image(
-        label="Frames: original / masked context / prediction (without a decoder: target "
-        "latents / predicted latents, PCA colours)",
-        elem_id="frame-strip",
-        height=STRIP_PX * 3 + 60,
-    )
+    # The strips share a row with what explains them, rather than each filling a full-width
+    # panel around a small picture.
+    strip_height = STRIP_PX * 3 + 60  # three rows of frames and the label
+    with gr.Row(equal_height=True):
+        frame_strip = gr.Image(
+            label="Frames: original / masked context / prediction (without a decoder: target "
+            "latents / predicted latents, PCA colours)",
+            elem_id="frame-strip",
+            height=strip_height,
+            scale=1,
+        )
+        surprise = gr.Plot(label="Surprise (dashed: the same model untrained, at step 0)", scale=1)
     with gr.Row():
-        surprise = gr.Plot(label="Surprise (dashed: the same model untrained, at step 0)")
-        summary = gr.Markdown(elem_id="predict-summary")
-    comparison_strip = gr.Image(
-        label="Comparison: prediction / decoded target latents (the decoder told the truth) / "
-        "mean-colour fill",
-        elem_id="comparison-strip",
-        height=STRIP_PX * 3 + 60,
-        visible=False,
-    )
-    comparison_line = gr.Markdown(elem_id="comparison-summary", visible=False)
+        comparison_strip = gr.Image(
+            label="Comparison: prediction / decoded target latents (the decoder told the "
+            "truth) / mean-colour fill",
+            elem_id="comparison-strip",
+            height=strip_height,
+            visible=False,
+            scale=1,
+        )
+        comparison_line = gr.Markdown(elem_id="comparison-summary", visible=False)
     comparison = gr.State(None)
 
     window_controls = [start, paint_index, range_start, range_stop, editor]
     loaded = [clip_key, info, *window_controls]
-    example.change(handlers.load_example, [example, bundle], loaded, api_name="load_example")
-    upload.upload(handlers.load_upload, [upload, bundle], loaded, api_name="load_upload")
+    # `input`, not `change`: clearing the picker after an upload must not load anything.
+    example.input(handlers.load_example, [example, bundle], loaded, api_name="load_example")
+    upload.upload(
+        handlers.load_upload, [upload, bundle], [*loaded, example], api_name="load_upload"
+    )
+    # `input` (the user's choices), so the updates to `extent` cannot set off its own event.
+    for control in (source, extent):
+        control.input(
+            handlers.mask_controls,
+            [source, extent],
+            [seed, extent, range_start, range_stop, mask_note],
+            api_visibility="undocumented",
+        )
     refresh_inputs = [bundle, clip_key, start, step, paint_index]
     for control in (start, step, paint_index):
         control.release(

@@ -108,7 +108,7 @@ def markdown(record: dict) -> str:
     scores, methods = record["scores"], record["methods"]
     lines = [
         START,
-        "## Pixel decoder (issue 5)",
+        "## Pixel decoder",
         "",
         "What V-JEPA predicts under a mask, decoded to pixels by a decoder that reads only the "
         "predictor's latents of the masked tokens (decoder/, paper §6). PSNR (dB) and SSIM "
@@ -147,39 +147,9 @@ def markdown(record: dict) -> str:
         "11×11, per channel, averaged over the masked pixels of the frame with the method's "
         "fill (windows at the mask boundary also see original pixels, alike for all methods).",
         "",
-        "**Which predictor mask token for painted masks.** The predictor learned one mask token "
-        "per pretraining mask set (0: short-range, 1: long-range). Latent L1 error "
-        "|predicted − target| over the masked tokens, mean per clip, with each token:",
-        "",
-        "| hidden share of tokens | clips | token 0 (short-range) | token 1 (long-range) |",
-        "|---|---|---|---|",
     ]
-    for name, row in record["mask_tokens"]["per_share_bin"].items():
-        lines.append(f"| {name} | {row['clips']} | {row['0']:.4f} | {row['1']:.4f} |")
+    lines += _mask_token_lines(record)
     lines += [
-        "",
-        "| mask family | token 0 | token 1 |",
-        "|---|---|---|",
-    ]
-    for family, row in record["mask_tokens"]["per_family"].items():
-        lines.append(f"| {family} | {row['0']:.4f} | {row['1']:.4f} |")
-    lines += [
-        "",
-        "Decoder PSNR / SSIM on painted-style masks with each token (the decoder was fitted on "
-        "these families with either token, so it reads both):",
-        "",
-        "| mask family | token 0 | token 1 |",
-        "|---|---|---|",
-    ]
-    for family, row in record["mask_tokens"]["decoder_by_token"].items():
-        cells = [f"{row[t]['psnr']:.2f} / {row[t]['ssim']:.3f}" for t in ("0", "1")]
-        lines.append(f"| {family} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"Rule used by the decoder and the app (`decoder.masks.mask_index_for`): a painted mask "
-        f"hiding at least {record['long_range_from']:.0%} of the clip's tokens uses the "
-        "long-range token, a smaller one the short-range token; the pretraining presets use "
-        "their own set's token.",
         "",
         f"Measured {record['date']} at commit `{record['git_commit']}` in "
         f"{record['seconds']:.0f} s (load average before the run: {record['load']}).",
@@ -198,6 +168,53 @@ def write_section(text: str, path: Path = RESULTS) -> None:
         updated = current.rstrip("\n") + "\n\n" + text + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(updated)
+
+
+def _mask_token_lines(record: dict) -> list[str]:
+    """The mask-token study: one column per predictor mask token (a causal predictor has one)."""
+    study = record["mask_tokens"]
+    tokens = sorted(next(iter(study["per_family"].values())).keys() - {"clips"}, key=int)
+    if len(tokens) < 2:
+        return [
+            "**Which predictor mask token for painted masks.** The predictor learned one mask "
+            "token (its pretraining had one mask set), so every mask uses it.",
+        ]
+    header = "| " + " | ".join(f"token {t}" for t in tokens) + " |"
+    rule = "|---" * (len(tokens) + 1) + "|"
+    lines = [
+        "**Which predictor mask token for painted masks.** The predictor learned one mask token "
+        "per pretraining mask set (for the paper's masks, 0: short-range, 1: long-range). "
+        "Latent L1 error |predicted − target| over the masked tokens, mean per clip, with each "
+        "token:",
+        "",
+        "| hidden share of tokens | clips " + header,
+        "|---" + rule,
+    ]
+    for name, row in study["per_share_bin"].items():
+        cells = " | ".join(f"{row[t]:.4f}" for t in tokens)
+        lines.append(f"| {name} | {row['clips']} | {cells} |")
+    lines += ["", "| mask family " + header, rule]
+    for family, row in study["per_family"].items():
+        lines.append(f"| {family} | " + " | ".join(f"{row[t]:.4f}" for t in tokens) + " |")
+    lines += [
+        "",
+        "Decoder PSNR / SSIM on painted-style masks with each token (the decoder was fitted on "
+        "these families with either token, so it reads both):",
+        "",
+        "| mask family " + header,
+        rule,
+    ]
+    for family, row in study["decoder_by_token"].items():
+        cells = [f"{row[t]['psnr']:.2f} / {row[t]['ssim']:.3f}" for t in tokens]
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Rule used by the decoder and the app (`decoder.masks.mask_index_for`): a painted mask "
+        f"hiding at least {record['long_range_from']:.0%} of the clip's tokens uses the "
+        "long-range token, a smaller one the short-range token; the pretraining presets use "
+        "their own set's token.",
+    ]
+    return lines
 
 
 def main() -> None:

@@ -49,6 +49,10 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     ),
     "causal_only": ("causal masks only: the first 4 frames predict the last 4", CAUSAL),
     "causal_l2": ("causal only, squared-error feature loss", [*CAUSAL, "feature_loss=l2"]),
+    "causal_rope": (
+        "causal only, 3-D RoPE instead of sin-cos position tables",
+        [*CAUSAL, "model.positions=rope"],
+    ),
     "causal_noise0": (
         "causal only, a world without pixel noise (its pairs too)",
         [*CAUSAL, "data.synthetic.noise=0.0"],
@@ -104,7 +108,7 @@ def lever_row(name: str, change: str, run: Path, report: PhysicsReport) -> str:
 def reference_rows(report: PhysicsReport) -> list[str]:
     rows = []
     for name, label in (
-        ("trained", "the committed starter: multi-block only, 1,200 steps"),
+        ("trained", "the committed starter (`make starter`)"),
         ("step 0", "step 0 (the same architecture, untrained)"),
         (CARRY_ROW, "the last frame carried on (no learning)"),
     ):

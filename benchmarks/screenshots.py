@@ -6,8 +6,9 @@
 
 Launches the app on a free localhost port with a fresh runs folder, then per tab does what a
 person would: paints a stroke and presses Predict; shows the features; maps 2,000 physics
-clips, selects a few and hovers one; starts a short training and waits for its curves (then
-stops it); opens the model's provenance. Needs Chromium (Debian: `apt-get install chromium`)
+clips, selects a few and hovers one; shows an inertia matched set with its surprise curves;
+starts a short training and waits for its curves (then stops it); opens the model's
+provenance. Needs Chromium (Debian: `apt-get install chromium`)
 and playwright (a test dependency). The Train shot takes a few minutes on a laptop CPU.
 """
 
@@ -30,7 +31,7 @@ from workbench.context import AppContext
 from workbench.paths import REPO_ROOT, use_numba_cache
 
 TIMEOUT_MS = 600_000
-TABS = ["predict", "features", "embeddings", "train", "model"]
+TABS = ["predict", "features", "embeddings", "physics", "train", "model"]
 
 
 def free_port() -> int:
@@ -104,6 +105,16 @@ def train(page, out: Path, steps: int) -> None:
     page.click("#train-stop")
 
 
+def physics(page, out: Path) -> None:
+    open_tab(page, "Physics")
+    # An inertia set: the law that needs a model of motion (docs/results.md).
+    page.get_by_label("Law").click()
+    page.get_by_role("option", name="inertia").click()
+    page.click("#physics-pair-button")
+    page.wait_for_selector("text=Matched set")
+    shoot(page, out, "physics")
+
+
 def model(page, out: Path) -> None:
     open_tab(page, "Model")
     page.wait_for_selector("#model-summary:has-text('V-JEPA encoder')")
@@ -149,6 +160,7 @@ def main() -> None:
                 "predict": lambda: predict(page, out),
                 "features": lambda: features(page, out),
                 "embeddings": lambda: embeddings(page, out),
+                "physics": lambda: physics(page, out),
                 "train": lambda: train(page, out, args.train_steps),
                 "model": lambda: model(page, out),
             }

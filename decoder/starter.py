@@ -3,15 +3,17 @@
 Rebuilds the committed starter bundle (decoder/starter/starter.safetensors) from scratch on the
 synthetic physics world, so the workbench opens with a working model on a fresh machine:
 
-1. pretrain a tiny V-JEPA: the teaching preset (`tiny_cpu`), run longer;
+1. pretrain a tiny V-JEPA: the teaching preset (`tiny_cpu`) with the starter's recipe
+   (`STARTER_RECIPE`: 3-D RoPE, causal masks, 1,000 steps);
 2. fit the pixel decoder on it, frozen (python -m decoder);
 3. measure it: attentive-probe accuracy (train.eval.probe_report) and the decoder's PSNR / SSIM
    in the masked region next to the two no-learning baselines, on held-out clips;
 4. write the bundle (weights in fp16, to stay small), reload it and check that it renders.
 
 Work files go to `work=runs/starter`; an interrupted build continues with `resume=true`.
-About 50 minutes on 2 idle CPU cores (pretraining ~24 min at ~1.2 s a step, decoder ~22 min);
-every stage's time is recorded in the bundle's provenance.
+About an hour on 2 CPU cores shared with other jobs (load 3-4: pretraining 38 min at a median
+1.8 s a step, decoder 21 min, probes and quality 2 min); every stage's time is recorded in the
+bundle's provenance.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from train.cli import setup_logging
 from train.config import ConfigError, from_dict, load_config, parse_override, set_dotted, to_dict
 from train.loop import TrainingError, train
 from train.monitor import read_metrics
+from train.pretrained import initial_models
 
 log = logging.getLogger("decoder.starter")
 USAGE = __doc__
@@ -50,6 +53,17 @@ class BuildStopped(RuntimeError):
         super().__init__(f"{stage} was stopped; continue the build with resume=true")
 
 
+STARTER_RECIPE = (
+    "steps=1000",
+    "model.positions=rope",
+    "mask.strategy=causal",
+    "mask.causal_context_frames=4",
+    "monitor.physics_every=200",
+    "monitor.rankme_every=100",
+    "monitor.online_probe_every=0",
+)
+
+
 def _starter_decoder() -> DecoderConfig:
     return DecoderConfig(steps=1200, optim=DecoderOptimConfig(warmup_steps=100))
 
@@ -58,7 +72,9 @@ def _starter_decoder() -> DecoderConfig:
 class StarterConfig:
     # The core preset and the overrides that make the starter's pretraining run.
     pretrain_preset: str = "tiny_cpu"
-    pretrain_overrides: list[str] = field(default_factory=lambda: ["steps=1200"])
+    # 3-D RoPE and causal masks (the first 4 frames predict the last 4): the recipe that passes
+    # the intuitive-physics yardstick on 2 CPU cores (docs/results.md, "Levers").
+    pretrain_overrides: list[str] = field(default_factory=lambda: list(STARTER_RECIPE))
     decoder: DecoderConfig = field(default_factory=_starter_decoder)
     work: str = "runs/starter"
     resume: bool = False
@@ -82,12 +98,16 @@ def load_starter_config(overrides: list[str]) -> StarterConfig:
 
 
 def probe_accuracy(pretrained, clips: int) -> dict[str, Any] | None:
-    """Attentive-probe accuracy per label, or None when asked to skip."""
+    """Attentive-probe accuracy per label, beside the same probe on the run's step-0 weights
+    (`step0`, which the Model tab shows next to it), or None when asked to skip."""
     if clips <= 0:
         return None
     from train.eval import probe_report
 
-    return probe_report(pretrained, num_clips=clips)
+    report = probe_report(pretrained, num_clips=clips)
+    untrained = initial_models(pretrained.config)
+    report["step0"] = {"accuracy": probe_report(untrained, num_clips=clips)["accuracy"]}
+    return report
 
 
 def build_starter(cfg: StarterConfig) -> Path:

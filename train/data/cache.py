@@ -30,7 +30,6 @@ from pathlib import Path
 
 # PyAV before decord (see video.py: decord's bundled libvpx would shadow PyAV's).
 import av
-import decord
 import numpy as np
 import torch
 from decord import DECORDError
@@ -39,10 +38,10 @@ from train.data.base import DataError
 from train.data.files import UnreadableError, display_name, list_media
 from train.data.listfile import read_list_entries
 from train.data.video import (
-    MIN_DECODE_WIDTH,
     VIDEO_EXTENSIONS,
     decode_size,
     decord_message,
+    open_video,
     read_frame_size,
 )
 
@@ -117,19 +116,10 @@ def decoded_chunks(source: Path, size: tuple[int, int]) -> tuple[Iterator[np.nda
     such copies are decoded at that width and shrunk here.
     """
     width, height = size
-    decode_w = max(width, MIN_DECODE_WIDTH)
-    decode_h = height if decode_w == width else max(2, round(height * decode_w / width))
-    try:
-        reader = decord.VideoReader(
-            os.fspath(source), ctx=decord.cpu(0), width=decode_w, height=decode_h, num_threads=1
-        )
-        fps = float(reader.get_avg_fps())
-    except (DECORDError, RuntimeError, AssertionError) as err:
-        raise UnreadableError(
-            source, f"cannot decode, truncated or damaged? (decord: {decord_message(err, source)})"
-        ) from None
-    if len(reader) < 1:
-        raise UnreadableError(source, "no frames")
+    # The reader's own open (rotation, decord's size bug, its error messages); its size can
+    # differ from the even `size` by a pixel, and tiny copies decode wider: shrunk below.
+    video = open_video(source, short_side=min(size), threads=1)
+    reader = video.reader
 
     def chunks() -> Iterator[np.ndarray]:
         for first in range(0, len(reader), DECODE_CHUNK):
@@ -142,11 +132,11 @@ def decoded_chunks(source: Path, size: tuple[int, int]) -> tuple[Iterator[np.nda
                     f"cannot decode frames {wanted[0]}..{wanted[-1]} "
                     f"(decord: {decord_message(err, source)})",
                 ) from None
-            if (decode_w, decode_h) != (width, height):
+            if video.decode_size != (width, height):
                 frames = shrink(frames, (width, height))
             yield np.ascontiguousarray(frames)
 
-    return chunks(), fps
+    return chunks(), video.fps
 
 
 def shrink(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -10,16 +10,10 @@ truncation of every sample to the batch minimum; with the padding share each way
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import statistics
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dataclasses import replace
 
 from train.config import MaskConfig, load_config
-from train.data.base import draw_generator
-from train.masks import build_masker
+from workbench.lab.mask_study import masking_ratios
 
 
 def mask_setup(args) -> tuple[MaskConfig, tuple[int, int, int], int]:
@@ -46,27 +40,25 @@ PERCENT_COLUMNS = ("hidden", "pad_padded", "pad_equal")
 
 
 def measure(mask_cfg: MaskConfig, grid, tubelet: int, batch: int, batches: int) -> list[dict]:
-    """Per mask set, the mean of each column over `batches` batches of `batch` samples; both
-    maskers draw from the same seeds."""
-    tokens = grid[0] * grid[1] * grid[2]
-    padded = build_masker(dataclasses.replace(mask_cfg, equal_sizes=False), grid, tubelet)
-    equal = build_masker(dataclasses.replace(mask_cfg, equal_sizes=True), grid, tubelet)
-    rows: list[dict[str, list[float]]] = []
-    for b in range(batches):
-        seeds = [10_000 * b + i for i in range(batch)]
-        padded_sets = padded(draw_generator(b), [draw_generator(s) for s in seeds])
-        equal_sets = equal(draw_generator(b), [draw_generator(s) for s in seeds])
-        for k, (p, e) in enumerate(zip(padded_sets, equal_sets)):
-            if k == len(rows):
-                rows.append({key: [] for key in COLUMNS})
-            counts = p.context_counts().float()
-            rows[k]["padded"].append(1 - counts.mean().item() / tokens)
-            rows[k]["equal"].append(e.masking_ratio(tokens))
-            rows[k]["truncated"].append(1 - counts.min().item() / tokens)
-            rows[k]["hidden"].append(1 - counts.min().item() / counts.mean().item())
-            rows[k]["pad_padded"].append(p.padding_fraction())
-            rows[k]["pad_equal"].append(e.padding_fraction())
-    return [{key: statistics.mean(values) for key, values in row.items()} for row in rows]
+    """Per mask set, the mean of each column over `batches` batches of `batch` samples; padded
+    and equal-size masks are drawn from the same seeds (the masks notebook's measurement)."""
+    padded = masking_ratios(replace(mask_cfg, equal_sizes=False), grid, tubelet, batch, batches)
+    equal = masking_ratios(replace(mask_cfg, equal_sizes=True), grid, tubelet, batch, batches)
+    # Truncation keeps every sample's context down to the batch's smallest: the largest ratio.
+    per_sample = padded.sample_ratios.reshape(len(padded.batch_ratios), batches, batch)
+    truncated = per_sample.max(-1)
+    columns = {
+        "padded": padded.batch_ratios,
+        "equal": equal.batch_ratios,
+        "truncated": truncated,
+        "hidden": 1 - (1 - truncated) / (1 - padded.batch_ratios),
+        "pad_padded": padded.padding,
+        "pad_equal": equal.padding,
+    }
+    return [
+        {key: float(values[k].mean()) for key, values in columns.items()}
+        for k in range(len(padded.batch_ratios))
+    ]
 
 
 def set_names(mask_cfg: MaskConfig, count: int) -> list[str]:

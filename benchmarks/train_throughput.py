@@ -25,19 +25,16 @@ import json
 import os
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from train.batches import StepBatches
 from train.config import load_config
+from train.ema import ema_update
 from train.loop import Trainer
-from train.optim import ema_update
 from train.step import autocast_dtype, forward_backward
 
 
@@ -88,33 +85,16 @@ def measure(preset: str, precision: str, args) -> dict:
     data_ms = 1000 * (time.perf_counter() - data_start)
     batch = batch.to(trainer.device)
 
+    def gradients() -> None:
+        forward_backward(trainer.step_setup, [batch], with_monitors=False)
+
     def step() -> None:
-        forward_backward(
-            trainer.model,
-            trainer.target_forward,
-            trainer.objective,
-            [batch],
-            trainer.device,
-            precision,
-            trainer.scaler,
-            trainer.num_tokens,
-            False,
-        )
+        gradients()
         trainer.optimizer_step()
         ema_update(trainer.target_encoder, trainer.encoder, 0.999)
 
     with FlopCounterMode(display=False) as counter:
-        forward_backward(
-            trainer.model,
-            trainer.target_forward,
-            trainer.objective,
-            [batch],
-            trainer.device,
-            precision,
-            trainer.scaler,
-            trainer.num_tokens,
-            False,
-        )
+        gradients()
     trainer.optimizer.zero_grad(set_to_none=True)
     flops = counter.get_total_flops()
     if trainer.device.type == "cuda":

@@ -17,7 +17,7 @@ from decoder.fit import fit_decoder, load_source
 from train.checkpoint import CheckpointError
 from train.cli import setup_logging, usage_exit_code
 from train.config import ConfigError
-from train.loop import TrainingError
+from train.runtime import TrainingError
 
 USAGE = __doc__
 

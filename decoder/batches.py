@@ -15,11 +15,12 @@ import torch
 from torch.utils.data import Dataset
 
 from decoder.config import DecoderConfig, MaskMix
-from decoder.masks import TokenGeometry, sample_mask
+from decoder.masks import sample_mask
 from train.batches import BatchPlan, mix_seed
 from train.config import Config, to_dict
 from train.data import ClipDataset, Draw, build_dataset, draw_generator
 from train.masks import num_mask_sets
+from train.tokens import TokenGeometry
 
 # Seed-stream tags, apart from the core's (train/batches.py uses 1-5).
 FAMILY_DRAW, MASK_DRAW, HELD_OUT = 11, 12, 13
@@ -108,7 +109,8 @@ class DecoderBatches(Dataset):
         self.plan = BatchPlan.create(len(self.dataset), cfg.batch_size, None, 1, 0, cfg.seed)
         self.families, self.probs = family_sampler(cfg.masks)
         self.seed = cfg.seed
-        self.num_tokens = num_mask_sets(run_config.mask)
+        # The predictor learned one mask token per mask set of the run.
+        self.num_mask_tokens = num_mask_sets(run_config.mask)
 
     def __len__(self) -> int:  # iteration is driven by the sampler
         return 0
@@ -126,7 +128,7 @@ class DecoderBatches(Dataset):
                 # Painted-style masks read either predictor token, so the decoder is not tied
                 # to the rule that picks one (decoder.masks.mask_index_for) and the rule can be
                 # chosen, or changed, by measuring a fitted decoder.
-                index = int(torch.randint(0, self.num_tokens, (), generator=gen))
+                index = int(torch.randint(0, self.num_mask_tokens, (), generator=gen))
             masks.append(mask)
             indices.append(index)
         return DecoderBatch(torch.stack(clips), torch.stack(masks), torch.tensor(indices))

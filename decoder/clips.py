@@ -12,7 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from decoder.masks import TokenGeometry, as_tensor
+from decoder.masks import as_tensor
+from train.tokens import TokenGeometry
 
 
 def channels_first(clip: torch.Tensor | np.ndarray) -> torch.Tensor:

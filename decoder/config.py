@@ -9,18 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-
-from train.config import (
-    ConfigError,
-    OptimConfig,
-    from_dict,
-    parse_override,
-    set_dotted,
-    to_dict,
-)
+from train.config import ConfigError, OptimConfig, from_overrides, to_dict
 
 
 @dataclass
@@ -101,17 +92,9 @@ def load_decoder_config(
     path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> DecoderConfig:
     """Defaults <- optional YAML file <- key=value overrides, validated."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        if not Path(path).is_file():
-            raise ConfigError(f"decoder config file {path} not found")
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a mapping of decoder config keys")
-    for text in overrides:
-        keys, value = parse_override(text)
-        set_dotted(data, keys, value)
-    cfg = from_dict(DecoderConfig, data)
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(f"decoder config file {path} not found")
+    cfg = from_overrides(DecoderConfig, overrides, path, "decoder config")
     validate(cfg)
     return cfg
 

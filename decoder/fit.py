@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from decoder.batches import DecoderBatch, DecoderBatches
 from decoder.bundle import save_bundle
@@ -31,22 +29,30 @@ from decoder.config import DecoderConfig
 from decoder.evaluation import decoder_method, held_out_batches, score_fill
 from decoder.inference import region_latents
 from decoder.latents import token_mask_set
-from decoder.masks import TokenGeometry
 from decoder.model import PixelDecoder, build_decoder
 from decoder.provenance import command_line, environment
 from train.batches import make_loader
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import ConfigError, to_dict
 from train.data import normalize_clip
-from train.loop import StopSignal, TrainingError, check_resumable, resolve_device
 from train.models import gather_tokens
 from train.monitor import MetricsLog
 from train.objectives import masked_mean_per_sample, patchify
-from train.optim import build_optimizer, set_schedule
+from train.optim import build_optimizer, clipped_step, set_schedule
 from train.pretrained import Pretrained, models_from_state
 from train.run_dir import checkpoint_to_resume, write_run_files
+from train.runtime import (
+    StopSignal,
+    TrainingError,
+    check_resumable,
+    checkpoint_due,
+    progress_bar,
+    resolve_device,
+    warn_stopped,
+)
 from train.schedules import Schedules
 from train.step import autocast
+from train.tokens import TokenGeometry
 
 log = logging.getLogger("decoder")
 
@@ -161,13 +167,7 @@ class DecoderTrainer:
         return masked_mean_per_sample(errors, masks.target_valid), hidden
 
     def optimizer_step(self) -> float:
-        clip = self.cfg.optim.clip_grad
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            self.decoder.parameters(), clip if clip is not None else math.inf
-        )
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return grad_norm.item()
+        return clipped_step(self.optimizer, self.cfg.optim.clip_grad)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, dict[str, float]]:
@@ -206,14 +206,7 @@ class DecoderTrainer:
                 self.device.type == "cuda",
             )
         )
-        bar = tqdm(
-            total=cfg.steps,
-            initial=self.start_step,
-            desc=f"decoder {self.run_dir.name}",
-            unit="step",
-            dynamic_ncols=True,
-            file=sys.stderr,
-        )
+        bar = progress_bar(f"decoder {self.run_dir.name}", cfg.steps, self.start_step)
         started = time.perf_counter()
         self.decoder.train()
         with StopSignal() as stop:
@@ -256,16 +249,11 @@ class DecoderTrainer:
                     self.metrics.write(record)
                     bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
                 bar.update(1)
-                if steps_done % cfg.checkpoint_every == 0 or last or stop.requested:
+                if checkpoint_due(steps_done, cfg.checkpoint_every, cfg.steps, stop.requested):
                     self.save(steps_done, loss_value)
                 if stop.requested and not last:
                     bar.close()
-                    log.warning(
-                        "stopped by signal after step %d; checkpoint saved in %s; continue "
-                        "with resume=true",
-                        steps_done,
-                        self.ckpt_dir,
-                    )
+                    warn_stopped(log, steps_done, self.ckpt_dir)
                     return FitResult(
                         self.run_dir, steps_done, loss_value, held_out, self.decoder, True
                     )

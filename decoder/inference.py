@@ -12,12 +12,13 @@ from typing import Literal
 import torch
 
 from decoder.latents import predicted_latents, target_latents, token_mask_set
-from decoder.masks import TokenGeometry, token_mask_to_pixels
+from decoder.masks import token_mask_to_pixels
 from decoder.model import PixelDecoder
 from train.data import denormalize_clip, normalize_clip
 from train.masks import MaskSet
 from train.objectives import unpatchify
 from train.pretrained import Pretrained
+from train.tokens import TokenGeometry
 
 LatentSource = Literal["predicted", "target"]
 

@@ -23,8 +23,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from train.config import BlockSpec, MaskConfig, ModelConfig
-from train.masks import block_shape, causal, place_blocks, random_tube
+from train.config import MaskConfig
+from train.masks import (
+    causal,
+    causal_context_steps,
+    num_strategy_sets,
+    random_int,
+    random_tube,
+    sample_target_mask,
+    uniform,
+)
+from train.tokens import TokenGeometry
 
 FAMILIES = (
     "pretraining",
@@ -46,35 +55,6 @@ BLOB_ASPECT = (0.5, 2.0)
 # smaller ones the short-range token. Chosen by measurement (benchmarks/decoder_quality.py,
 # docs/results.md): see `mask_index_for`.
 LONG_RANGE_FROM = 0.5
-
-
-@dataclass(frozen=True)
-class TokenGeometry:
-    """How a model cuts clips into tokens: num_frames x img_size^2 px in tubelets."""
-
-    num_frames: int
-    img_size: int
-    tubelet_size: int
-    patch_size: int
-    in_chans: int = 3
-
-    @classmethod
-    def from_model_config(cls, cfg: ModelConfig) -> TokenGeometry:
-        return cls(cfg.num_frames, cfg.img_size, cfg.tubelet_size, cfg.patch_size, cfg.in_chans)
-
-    @property
-    def grid(self) -> tuple[int, int, int]:
-        side = self.img_size // self.patch_size
-        return (self.num_frames // self.tubelet_size, side, side)
-
-    @property
-    def num_tokens(self) -> int:
-        return math.prod(self.grid)
-
-    @property
-    def patch_dim(self) -> int:
-        """Pixel values in one token: tubelet frames x patch x patch x channels."""
-        return self.tubelet_size * self.patch_size**2 * self.in_chans
 
 
 def as_tensor(array: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -111,15 +91,15 @@ def check_token_mask(mask: torch.Tensor | np.ndarray, geometry: TokenGeometry) -
 # Which predictor mask token.
 
 
-def _multiblock_sets(mask_cfg: MaskConfig) -> list[BlockSpec]:
-    """The run's multiblock sets, or the paper's two when the run trained on another strategy."""
+def _multiblock_config(mask_cfg: MaskConfig) -> MaskConfig:
+    """The run's multiblock masks, or the paper's two sets when it trained on another strategy."""
     if mask_cfg.strategy == "multiblock":
-        return mask_cfg.multiblock
-    return MaskConfig().multiblock
+        return mask_cfg
+    return MaskConfig()
 
 
 def _set_by_scale(mask_cfg: MaskConfig, largest: bool) -> int:
-    scales = [spec.spatial_scale[1] for spec in _multiblock_sets(mask_cfg)]
+    scales = [spec.spatial_scale[1] for spec in _multiblock_config(mask_cfg).multiblock]
     return scales.index(max(scales) if largest else min(scales))
 
 
@@ -143,55 +123,23 @@ def mask_index_for(mask: torch.Tensor, mask_cfg: MaskConfig) -> int:
 # Families.
 
 
-def _uniform(gen: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * torch.rand((), generator=gen, dtype=torch.float64).item()
-
-
-def _randint(gen: torch.Generator, low: int, high: int) -> int:
-    """Uniform in [low, high] inclusive."""
-    return int(torch.randint(low, high + 1, (), generator=gen).item())
-
-
 def blob(rows: int, cols: int, gen: torch.Generator) -> torch.Tensor:
     """One random ellipse of `BLOB_AREA` of a rows x cols token frame, as bool [rows, cols]."""
-    area = _uniform(gen, *BLOB_AREA) * rows * cols
-    aspect = math.exp(_uniform(gen, math.log(BLOB_ASPECT[0]), math.log(BLOB_ASPECT[1])))
+    # float64 draws: the blobs of fitted decoders and recorded results were drawn so.
+    area = uniform(gen, *BLOB_AREA, torch.float64) * rows * cols
+    aspect = math.exp(
+        uniform(gen, math.log(BLOB_ASPECT[0]), math.log(BLOB_ASPECT[1]), torch.float64)
+    )
     radius_y = math.sqrt(area * aspect / math.pi)
     radius_x = math.sqrt(area / aspect / math.pi)
-    centre_y, centre_x = _uniform(gen, 0, rows), _uniform(gen, 0, cols)
+    centre_y = uniform(gen, 0, rows, torch.float64)
+    centre_x = uniform(gen, 0, cols, torch.float64)
     y = (torch.arange(rows, dtype=torch.float64) + 0.5 - centre_y) / radius_y
     x = (torch.arange(cols, dtype=torch.float64) + 0.5 - centre_x) / radius_x
     inside = y[:, None] ** 2 + x[None, :] ** 2 <= 1.0
     # A thin ellipse may fall between token centres: keep at least the token under its centre.
     inside[min(rows - 1, int(centre_y)), min(cols - 1, int(centre_x))] = True
     return inside
-
-
-def _multiblock(spec: BlockSpec, grid, gen: torch.Generator) -> torch.Tensor:
-    return place_blocks(grid, block_shape(spec, grid, gen), spec.num_blocks, gen)
-
-
-def _causal_steps(geometry: TokenGeometry, mask_cfg: MaskConfig) -> int:
-    """Visible time steps of the `causal` family: the run's causal context if it fits this
-    clip, else the first half."""
-    steps = mask_cfg.causal_context_frames // geometry.tubelet_size
-    if mask_cfg.causal_context_frames % geometry.tubelet_size or not 0 < steps < geometry.grid[0]:
-        steps = geometry.grid[0] // 2
-    return steps
-
-
-def _pretraining_mask(
-    geometry: TokenGeometry, mask_cfg: MaskConfig, gen: torch.Generator
-) -> tuple[torch.Tensor, int]:
-    """The run's own strategy, one of its mask sets at random, with that set's token."""
-    grid = geometry.grid
-    if mask_cfg.strategy == "multiblock":
-        index = _randint(gen, 0, len(mask_cfg.multiblock) - 1)
-        return _multiblock(mask_cfg.multiblock[index], grid, gen), index
-    if mask_cfg.strategy == "random_tube":
-        index = _randint(gen, 0, mask_cfg.tube_sets - 1)
-        return random_tube(grid, mask_cfg.tube_ratio, gen), index
-    return causal(grid, _causal_steps(geometry, mask_cfg)), 0
 
 
 def sample_mask(
@@ -202,23 +150,26 @@ def sample_mask(
     steps = grid[0]
     if family in ("future", "causal") and steps < 2:
         raise ValueError(f"{family} masks need clips of at least 2 time steps; this has {steps}")
+    tubelet = geometry.tubelet_size
     if family == "pretraining":
-        return _pretraining_mask(geometry, mask_cfg, gen)
+        # The run's own strategy: one of its mask sets at random, with that set's token.
+        index = random_int(gen, 0, num_strategy_sets(mask_cfg) - 1)
+        return sample_target_mask(mask_cfg, grid, tubelet, index, gen), index
     if family in ("multiblock-short", "multiblock-long"):
         index = _set_by_scale(mask_cfg, largest=family == "multiblock-long")
-        mask = _multiblock(_multiblock_sets(mask_cfg)[index], grid, gen)
+        mask = sample_target_mask(_multiblock_config(mask_cfg), grid, tubelet, index, gen)
         if mask_cfg.strategy == "multiblock":
             return mask, index
     elif family == "random-tube":
         mask = random_tube(grid, mask_cfg.tube_ratio, gen)
     elif family == "causal":
-        mask = causal(grid, _causal_steps(geometry, mask_cfg))
+        mask = causal(grid, causal_context_steps(mask_cfg, steps, tubelet))
     elif family == "future":
-        mask = causal(grid, _randint(gen, 1, steps - 1))
+        mask = causal(grid, random_int(gen, 1, steps - 1))
     elif family in ("blob", "tube"):
         region = blob(grid[1], grid[2], gen)
-        length = steps if family == "tube" else _randint(gen, 1, max(1, steps - 1))
-        start = _randint(gen, 0, steps - length)
+        length = steps if family == "tube" else random_int(gen, 1, max(1, steps - 1))
+        start = random_int(gen, 0, steps - length)
         mask = torch.zeros(grid, dtype=torch.bool)
         mask[start : start + length] = region
     else:

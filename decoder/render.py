@@ -22,8 +22,9 @@ from decoder.bundle import Bundle
 from decoder.clips import channels_last, check_model_clip
 from decoder.inference import pixels_to_clips
 from decoder.latents import predicted_latents, target_latents, token_mask_set
-from decoder.masks import TokenGeometry, check_token_mask, token_mask_to_pixels
+from decoder.masks import check_token_mask, token_mask_to_pixels
 from train.data import normalize_clip
+from train.tokens import TokenGeometry
 
 OUTLINE_COLOUR = (255, 221, 0)
 # Masked area of the input frames: the model sees nothing there; mid grey says so.

@@ -6,7 +6,7 @@ synthetic physics world, so the workbench opens with a working model on a fresh 
 1. pretrain a tiny V-JEPA: the teaching preset (`tiny_cpu`) with the starter's recipe
    (`STARTER_RECIPE`: 3-D RoPE, causal masks, 1,000 steps);
 2. fit the pixel decoder on it, frozen (python -m decoder);
-3. measure it: attentive-probe accuracy (train.eval.probe_report) and the decoder's PSNR / SSIM
+3. measure it: attentive-probe accuracy (train.eval.provenance_probe) and the decoder's PSNR / SSIM
    in the masked region next to the two no-learning baselines, on held-out clips;
 4. write the bundle (weights in fp16, to stay small), reload it and check that it renders.
 
@@ -31,15 +31,16 @@ from decoder.bundle import STARTER_PATH, load_bundle, save_bundle
 from decoder.config import DecoderConfig, DecoderOptimConfig, validate
 from decoder.evaluation import baseline_methods, decoder_method, held_out_batches, score_methods
 from decoder.fit import EVAL_FAMILIES, fit_decoder, load_source
-from decoder.masks import TokenGeometry
 from decoder.provenance import command_line, environment
 from decoder.render import render_prediction
 from train.checkpoint import CheckpointError
 from train.cli import setup_logging
-from train.config import ConfigError, from_dict, load_config, parse_override, set_dotted, to_dict
-from train.loop import TrainingError, train
+from train.config import ConfigError, from_dict, from_overrides, load_config, to_dict
+from train.loop import train
 from train.monitor import read_metrics
 from train.pretrained import initial_models
+from train.runtime import TrainingError
+from train.tokens import TokenGeometry
 
 log = logging.getLogger("decoder.starter")
 USAGE = __doc__
@@ -88,11 +89,7 @@ class StarterConfig:
 
 
 def load_starter_config(overrides: list[str]) -> StarterConfig:
-    data: dict[str, Any] = {}
-    for text in overrides:
-        keys, value = parse_override(text)
-        set_dotted(data, keys, value)
-    cfg = from_dict(StarterConfig, data)
+    cfg = from_overrides(StarterConfig, overrides)
     validate(cfg.decoder)
     return cfg
 

@@ -10,12 +10,12 @@ import torch
 
 from conftest import MICRO
 from decoder.config import DecoderConfig, DecoderModelConfig, load_decoder_config
-from decoder.masks import TokenGeometry
 from decoder.model import PixelDecoder, build_decoder
 from train.config import load_config
 from train.masks import num_mask_sets
 from train.models import build_encoder, build_predictor
 from train.pretrained import Pretrained
+from train.tokens import TokenGeometry
 
 MICRO_DECODER = DecoderModelConfig(embed_dim=32, depth=1, num_heads=2)
 

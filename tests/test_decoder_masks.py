@@ -12,7 +12,6 @@ from decoder.masks import (
     LONG_RANGE_FROM,
     PRESETS,
     TemporalExtent,
-    TokenGeometry,
     check_token_mask,
     mask_index_for,
     painted_token_mask,
@@ -21,6 +20,7 @@ from decoder.masks import (
     token_mask_to_pixels,
 )
 from train.config import MaskConfig
+from train.tokens import TokenGeometry
 
 TINY = TokenGeometry(num_frames=8, img_size=64, tubelet_size=2, patch_size=8)  # 4 x 8 x 8
 

@@ -8,12 +8,13 @@ import torch
 
 from decoder.inference import decode_clips, region_latents
 from decoder.latents import predicted_latents, token_mask_set
-from decoder.masks import TokenGeometry, token_mask_to_pixels
+from decoder.masks import token_mask_to_pixels
 from decoder.model import PixelDecoder
 from decoder_fixtures import micro_decoder, micro_pretrained, random_clip
 from train.data import normalize_clip
 from train.eval.source import initial_encoder
 from train.pretrained import initial_models
+from train.tokens import TokenGeometry
 
 GRID = (2, 4, 4)
 

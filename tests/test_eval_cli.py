@@ -78,7 +78,7 @@ def test_a_truncated_feature_cache_is_a_miss_and_is_rebuilt(micro_run, caplog):
     cache.write_bytes(cache.read_bytes()[:100])  # a kill or a full disk mid-write
     again = evaluate(micro_run, cfg)
     assert again.to_json()["results"] == first.to_json()["results"]
-    assert "is unreadable" in caplog.text
+    assert f"feature cache {cache.name} cannot be read" in caplog.text
     assert len(cache.read_bytes()) > 100  # rebuilt in place
     assert evaluate(micro_run, cfg).to_json()["results"] == first.to_json()["results"]
 

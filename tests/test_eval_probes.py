@@ -19,7 +19,7 @@ from train.eval.probes import (
     predict,
     train_probes,
 )
-from train.eval.suite import labelled_subset
+from train.eval.protocol import labelled_subset
 
 CLASSES = 4
 DIM = 16

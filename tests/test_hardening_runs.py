@@ -16,7 +16,8 @@ from train.checkpoint import (
     save_checkpoint,
 )
 from train.config import ConfigError, load_config
-from train.loop import NonFiniteLossError, Trainer, train
+from train.loop import Trainer, train
+from train.runtime import NonFiniteLossError
 
 # ---------------------------------------------------------------------------------------------
 # 7. Non-finite weights are never saved.
@@ -348,7 +349,7 @@ def test_folders_and_link_loops_named_like_videos_warn_once(tmp_path):
 
 def test_a_checkpoint_from_before_new_config_keys_still_resumes(micro_overrides):
     from train.config import to_dict
-    from train.loop import check_resumable
+    from train.runtime import check_resumable
 
     cfg = load_config("tiny_cpu", micro_overrides())
     saved = to_dict(cfg)

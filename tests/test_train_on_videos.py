@@ -11,8 +11,9 @@ import pytest
 
 from conftest import REPO
 from train.config import load_config
-from train.loop import BadDataError, train
+from train.loop import train
 from train.monitor import read_metrics
+from train.runtime import BadDataError
 from video_fixtures import SAMPLE_CLIPS, sample_clip, write_broken_files, write_video
 
 pytestmark = pytest.mark.slow

@@ -7,9 +7,10 @@ import torch
 
 from train.checkpoint import LATEST, load_checkpoint, save_checkpoint
 from train.config import ConfigError, load_config
-from train.loop import NonFiniteLossError, Trainer, train
+from train.loop import Trainer, train
 from train.monitor import read_metrics
 from train.objectives import FeatureObjective
+from train.runtime import NonFiniteLossError
 
 REQUIRED_KEYS = {
     "step",

@@ -13,12 +13,12 @@ import torch
 from conftest import MICRO
 from decoder.bundle import save_bundle
 from decoder.config import DecoderConfig, DecoderModelConfig
-from decoder.masks import TokenGeometry
 from decoder.model import build_decoder
 from train.config import load_config
 from train.masks import num_mask_sets
 from train.models import build_encoder, build_predictor
 from train.pretrained import Pretrained
+from train.tokens import TokenGeometry
 from workbench.video_io import write_mp4
 
 # 4 frames x 32 px in tubelets of 2 x 8 x 8: a 2 x 4 x 4 token grid.

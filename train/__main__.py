@@ -13,7 +13,8 @@ import sys
 from train.cli import error_exit_code, setup_logging, usage_exit_code
 from train.config import ConfigError, load_config
 from train.data import DataError
-from train.loop import TrainingError, run_summary, train
+from train.loop import run_summary, train
+from train.runtime import TrainingError
 
 USAGE = __doc__
 

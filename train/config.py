@@ -340,25 +340,23 @@ def set_dotted(data: dict[str, Any], keys: list[str], value: Any) -> None:
 
 def load_config(preset: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Defaults <- preset YAML <- key=value overrides, validated into a Config."""
-    data: dict[str, Any] = {}
-    if preset is not None:
-        path = resolve_preset(preset)
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path} must hold a mapping of config keys")
-        data = loaded
-    for text in overrides:
-        keys, value = parse_override(text)
-        set_dotted(data, keys, value)
-    cfg = from_dict(Config, data)
+    path = resolve_preset(preset) if preset is not None else None
+    cfg = from_overrides(Config, overrides, path)
     validate(cfg)
     return cfg
 
 
-def from_overrides(cls: type, overrides: list[str] = ()) -> Any:
-    """Dataclass `cls` from its defaults and dotted `key=value` overrides (the command-line
-    settings of the evaluation and decoder entry points)."""
+def from_overrides(
+    cls: type, overrides: list[str] = (), path: str | Path | None = None, what: str = "config"
+) -> Any:
+    """Dataclass `cls` from its defaults <- the YAML mapping at `path` (if any) <- dotted
+    `key=value` overrides: the one loader of every settings class (the core's, the evaluations',
+    the decoder's). Validation is the caller's; `what` names the settings in messages."""
     data: dict[str, Any] = {}
+    if path is not None:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping of {what} keys")
     for text in overrides:
         keys, value = parse_override(text)
         set_dotted(data, keys, value)

@@ -13,16 +13,12 @@ import errno
 import json
 import logging
 import math
-import os
-import signal
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from train import distributed
 from train.batches import MONITOR, Batch, BatchPlan, StepBatches, make_loader, mix_seed
@@ -34,53 +30,35 @@ from train.checkpoint import (
     set_rng_state,
 )
 from train.compiled import CompiledOrEager
-from train.config import Config, ConfigError, from_dict, to_dict
+from train.config import Config, ConfigError, to_dict
 from train.data import DataError, Draw, build_dataset, normalize_clip
+from train.ema import ema_update
 from train.masks import build_masker
 from train.models.jepa import JEPA
 from train.monitor import MetricsLog, rankme
 from train.objectives import build_objective
-from train.optim import build_optimizer, ema_update, set_schedule
+from train.optim import build_optimizer, clipped_step, set_schedule
 from train.pretrained import build_models
 from train.run_dir import RunLock, checkpoint_to_resume, load_for_resume, write_run_files
+from train.runtime import (
+    BadDataError,
+    NonFiniteLossError,
+    StopSignal,
+    TrainingError,
+    check_batch_memory,
+    check_resumable,
+    checkpoint_due,
+    progress_bar,
+    resolve_device,
+    warn_stopped,
+)
 from train.schedules import Schedules
-from train.step import autocast, forward_backward
+from train.step import StepSetup, autocast, forward_backward
 
 log = logging.getLogger("train")
 
-# Keys a resumed run may change freely: they do not change what is computed. `out` is where
-# the run is now: a moved folder, a relative path or a trailing `/` is the same run.
-FREE_CHANGES = {
-    "out",
-    "resume",
-    "compile",
-    "device",
-    "data.num_workers",
-    "checkpoint_every",
-    "keep_every",
-    "monitor.log_every",
-    "monitor.rankme_every",
-    "monitor.online_probe_every",
-    "monitor.online_probe_clips",
-    "monitor.physics_every",
-    "monitor.physics_pairs_per_law",
-}
-# Keys a resumed run may change to recover from a fault (a NaN, bad data), with a warning.
-RECOVERY_PREFIXES = ("optim.", "precision", "data.max_bad_fraction")
 MIN_DRAWS_FOR_BAD_FRACTION = 200
 RANKME_MAX_TOKENS = 4096
-
-
-class TrainingError(RuntimeError):
-    """The run cannot go on; the message says why and what to do."""
-
-
-class NonFiniteLossError(TrainingError):
-    """A non-finite loss, or weights or optimizer state that became non-finite (never saved)."""
-
-
-class BadDataError(TrainingError):
-    pass
 
 
 @dataclass
@@ -97,94 +75,6 @@ class RunResult:
     steps_done: int
     final_loss: float
     stopped_early: bool
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda but no CUDA device is available; use device=cpu or auto")
-    return torch.device(name)
-
-
-class StopSignal:
-    """SIGTERM/SIGINT ask the loop to finish its step, save and exit, instead of dying mid-write."""
-
-    def __init__(self):
-        self.requested = False
-        self.previous = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self.previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. called from a notebook worker)
-                break
-        return self
-
-    def _handle(self, signum, frame):
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-
-def memory_bytes() -> int | None:
-    """This machine's physical memory, or None where the OS does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_batch_memory(micro_batch: int, clip_shape: tuple[int, ...]) -> None:
-    """Refuse, before any data is made, a micro-batch whose clips alone (uint8 as loaded plus
-    float32 as the model reads them) would not fit in this machine's memory: such a run would
-    get its data workers killed, or the machine swapping, instead of a message."""
-    total = memory_bytes()
-    needed = micro_batch * math.prod(clip_shape) * (1 + 4)
-    if total is not None and needed > total // 2:
-        raise ConfigError(
-            f"data.batch_size gives {micro_batch} clips per micro-batch on each process: about "
-            f"{needed / 2**30:.0f} GiB for the clips alone, more than half of this machine's "
-            f"{total / 2**30:.0f} GiB. Lower data.batch_size, or set data.micro_batch_size "
-            "to accumulate gradients over smaller micro-batches."
-        )
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            flat.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            flat[prefix + k] = v
-    return flat
-
-
-def check_resumable(saved: dict, cfg, free: frozenset[str] | set[str] = FREE_CHANGES) -> list[str]:
-    """Refuses a resume whose config (a dataclass) would make it another run; returns the
-    recovery changes. `free` names the keys that may change silently (the decoder's fits have
-    their own)."""
-    # An older checkpoint lacks the keys added since it was written: they mean their defaults
-    # (which keep the old behaviour), so compare the saved config with its defaults filled in.
-    # A value no longer valid is compared as stored, and named if it differs.
-    with contextlib.suppress(ConfigError):
-        saved = to_dict(from_dict(type(cfg), saved))
-    old, new = _flatten(saved), _flatten(to_dict(cfg))
-    changed = sorted(
-        k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in free
-    )
-    describe = lambda keys: "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
-    refused = [k for k in changed if not k.startswith(RECOVERY_PREFIXES)]
-    if refused:
-        raise ConfigError(
-            f"resume=true but the config differs from the checkpoint's ({describe(refused)}). "
-            "Pass the same config and overrides to continue, or choose a new out= to start "
-            "another run."
-        )
-    return [describe([k]) for k in changed]
 
 
 class Trainer:
@@ -228,6 +118,16 @@ class Trainer:
             CompiledOrEager(self.target_encoder, "target encoder")
             if cfg.compile
             else self.target_encoder
+        )
+        self.step_setup = StepSetup(
+            self.model,
+            self.target_forward,
+            self.objective,
+            self.device,
+            cfg.precision,
+            self.scaler,
+            self.num_tokens,
+            cfg.sigreg,
         )
 
         try:
@@ -407,7 +307,9 @@ class Trainer:
                 self.device.type == "cuda",
             )
         )
-        bar = self.progress_bar()
+        # Only rank 0 draws a bar.
+        quiet = not self.dist.is_main
+        bar = progress_bar(f"train {self.run_dir.name}", cfg.steps, self.start_step, quiet)
         started = time.perf_counter()
         outcome = None
         self.model.train()
@@ -416,9 +318,7 @@ class Trainer:
                 outcome = self.train_step(step, batches, stop.requested)
                 steps_done = step + 1
                 stopping = outcome.stop_requested
-                saving = (
-                    stopping or steps_done % cfg.checkpoint_every == 0 or steps_done == cfg.steps
-                )
+                saving = checkpoint_due(steps_done, cfg.checkpoint_every, cfg.steps, stopping)
                 if saving or outcome.record is not None:
                     self.check_finite(steps_done)  # never log or save non-finite weights
                 if self.dist.is_main and outcome.record is not None:
@@ -427,27 +327,9 @@ class Trainer:
                 if saving:
                     self.save(steps_done, outcome.loss)
                 if stopping:
-                    log.warning(
-                        "stopped by signal after step %d; checkpoint saved in %s; "
-                        "continue with resume=true",
-                        steps_done,
-                        self.ckpt_dir,
-                    )
+                    warn_stopped(log, steps_done, self.ckpt_dir)
                     return RunResult(self.run_dir, steps_done, outcome.loss, stopped_early=True)
         return RunResult(self.run_dir, cfg.steps, outcome.loss, stopped_early=False)
-
-    def progress_bar(self) -> tqdm:
-        # Only rank 0 draws a bar; elsewhere tqdm's own default (and TQDM_DISABLE) decides.
-        quiet = {} if self.dist.is_main else {"disable": True}
-        return tqdm(
-            total=self.cfg.steps,
-            initial=self.start_step,
-            desc=f"train {self.run_dir.name}",
-            unit="step",
-            dynamic_ncols=True,
-            file=sys.stderr,
-            **quiet,
-        )
 
     def is_probe_step(self, steps_done: int) -> bool:
         every = self.cfg.monitor.online_probe_every
@@ -484,18 +366,7 @@ class Trainer:
         )
         set_schedule(self.optimizer, lr, wd)
         logging_now = self.is_log_step(steps_done)
-        stats = forward_backward(
-            self.model,
-            self.target_forward,
-            self.objective,
-            micro_batches,
-            self.device,
-            self.cfg.precision,
-            self.scaler,
-            self.num_tokens,
-            with_monitors=logging_now,
-            sigreg=self.cfg.sigreg,
-        )
+        stats = forward_backward(self.step_setup, micro_batches, with_monitors=logging_now)
         # One all-reduce carries the loss and the stop request, so all ranks agree on both.
         stop_flag = torch.tensor(float(stop_requested), device=self.device)
         shared = distributed.mean_across(torch.stack([stats.loss.float(), stop_flag]), self.dist)
@@ -553,18 +424,7 @@ class Trainer:
         )
 
     def optimizer_step(self) -> float:
-        clip = self.cfg.optim.clip_grad
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return grad_norm.item()
+        return clipped_step(self.optimizer, self.cfg.optim.clip_grad, self.scaler)
 
     def disk_full_message(self, steps_done: int) -> str:
         where = f"the checkpoint of step {steps_done} in {self.ckpt_dir}"

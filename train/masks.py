@@ -126,19 +126,25 @@ def _pad(index_lists: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tenso
 # Per-sample target masks, as boolean [T, H, W] token grids.
 
 
-def _uniform(gen: torch.Generator, lo: float, hi: float) -> float:
-    return lo + (hi - lo) * torch.rand((), generator=gen).item()
+def uniform(gen: torch.Generator, lo: float, hi: float, dtype: torch.dtype | None = None) -> float:
+    """Uniform in [lo, hi); `dtype` of the draw (None: torch's default float)."""
+    return lo + (hi - lo) * torch.rand((), generator=gen, dtype=dtype).item()
+
+
+def random_int(gen: torch.Generator, low: int, high: int) -> int:
+    """Uniform in [low, high] inclusive."""
+    return int(torch.randint(low, high + 1, (), generator=gen).item())
 
 
 def block_shape(spec: BlockSpec, grid: Grid, gen: torch.Generator) -> tuple[int, int, int]:
     """(t, h, w) in tokens: `spatial_scale` of the frame area at aspect h/w, `temporal_scale`
     of the clip's duration; drawn once per batch so every sample masks similar amounts."""
     t_grid, h_grid, w_grid = grid
-    area = _uniform(gen, *spec.spatial_scale) * h_grid * w_grid
-    aspect = _uniform(gen, *spec.aspect_ratio)
+    area = uniform(gen, *spec.spatial_scale) * h_grid * w_grid
+    aspect = uniform(gen, *spec.aspect_ratio)
     h = min(h_grid, max(1, round(math.sqrt(area * aspect))))
     w = min(w_grid, max(1, round(math.sqrt(area / aspect))))
-    t = min(t_grid, max(1, round(_uniform(gen, *spec.temporal_scale) * t_grid)))
+    t = min(t_grid, max(1, round(uniform(gen, *spec.temporal_scale) * t_grid)))
     return t, h, w
 
 
@@ -176,6 +182,39 @@ def causal(grid: Grid, context_steps: int) -> torch.Tensor:
     masked = torch.zeros(grid, dtype=torch.bool)
     masked[context_steps:] = True
     return masked
+
+
+def causal_context_steps(cfg: MaskConfig, time_steps: int, tubelet_size: int) -> int:
+    """Visible time steps of a causal mask: `causal_context_frames` when it fits a clip of
+    `time_steps` (always, for a validated causal run), else the first half (a run trained on
+    another strategy, whose causal setting was never checked against its clips)."""
+    steps = cfg.causal_context_frames // tubelet_size
+    if cfg.causal_context_frames % tubelet_size or not 0 < steps < time_steps:
+        steps = time_steps // 2
+    return steps
+
+
+def sample_target_mask(
+    cfg: MaskConfig,
+    grid: Grid,
+    tubelet_size: int,
+    set_index: int,
+    gen: torch.Generator,
+    shape: tuple[int, int, int] | None = None,
+) -> torch.Tensor:
+    """One sample's target mask [T, H, W] of mask set `set_index` of the strategy `cfg`.
+
+    multiblock: `shape` is the block shape the batch shares (drawn with `gen` when None, for a
+    sample on its own); positions are drawn with `gen`. random_tube: the positions too.
+    causal: fixed by the config.
+    """
+    if cfg.strategy == "multiblock":
+        spec = cfg.multiblock[set_index]
+        shape = shape if shape is not None else block_shape(spec, grid, gen)
+        return place_blocks(grid, shape, spec.num_blocks, gen)
+    if cfg.strategy == "random_tube":
+        return random_tube(grid, cfg.tube_ratio, gen)
+    return causal(grid, causal_context_steps(cfg, grid[0], tubelet_size))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,11 +337,14 @@ def build_masker(cfg: MaskConfig, grid: Grid, tubelet_size: int) -> BatchMasker:
     """
     grid = tuple(grid)
 
+    def sample(set_index, gens, shape=None):
+        return [sample_target_mask(cfg, grid, tubelet_size, set_index, g, shape) for g in gens]
+
     def multiblock(batch_gen, sample_gens):
         sets = []
-        for spec in cfg.multiblock:
+        for index, spec in enumerate(cfg.multiblock):
             shape = block_shape(spec, grid, batch_gen)
-            masks = [place_blocks(grid, shape, spec.num_blocks, g) for g in sample_gens]
+            masks = sample(index, sample_gens, shape)
             if cfg.equal_sizes:
                 units = common_size(grid, shape, spec.num_blocks, batch_gen)
                 through_time = spans_time(shape, grid)
@@ -310,17 +352,13 @@ def build_masker(cfg: MaskConfig, grid: Grid, tubelet_size: int) -> BatchMasker:
             sets.append(MaskSet.from_target_masks(masks))
         return sets
 
-    def tubes(batch_gen, sample_gens):
+    def one_per_set(batch_gen, sample_gens):  # random_tube and causal: nothing shared
         return [
-            MaskSet.from_target_masks([random_tube(grid, cfg.tube_ratio, g) for g in sample_gens])
-            for _ in range(cfg.tube_sets)
+            MaskSet.from_target_masks(sample(index, sample_gens))
+            for index in range(num_strategy_sets(cfg))
         ]
 
-    def causal_set(batch_gen, sample_gens):
-        mask = causal(grid, cfg.causal_context_frames // tubelet_size)
-        return [MaskSet.from_target_masks([mask] * len(sample_gens))]
-
-    strategy = {"multiblock": multiblock, "random_tube": tubes, "causal": causal_set}[cfg.strategy]
+    strategy = multiblock if cfg.strategy == "multiblock" else one_per_set
     if not cfg.future_sets:
         return strategy
     steps_range = future_context_steps(cfg, grid[0], tubelet_size)
@@ -329,7 +367,7 @@ def build_masker(cfg: MaskConfig, grid: Grid, tubelet_size: int) -> BatchMasker:
         sets = strategy(batch_gen, sample_gens)
         for _ in range(cfg.future_sets):
             # One context length per batch: every sample of the set has the same sizes.
-            steps = int(torch.randint(steps_range[0], steps_range[1] + 1, (), generator=batch_gen))
+            steps = random_int(batch_gen, *steps_range)
             sets.append(MaskSet.from_target_masks([causal(grid, steps)] * len(sample_gens)))
         return sets
 

@@ -1,6 +1,8 @@
-"""AdamW with weight decay on weight matrices only, and the EMA update of the target encoder."""
+"""AdamW with weight decay on weight matrices only, its schedule and its clipped step."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -39,9 +41,24 @@ def set_schedule(optimizer: torch.optim.Optimizer, lr: float, weight_decay: floa
             group["weight_decay"] = weight_decay
 
 
-@torch.no_grad()
-def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
-    """target <- momentum * target + (1 - momentum) * online, parameter by parameter."""
-    target_params = list(target.parameters())
-    online_params = list(online.parameters())
-    torch._foreach_lerp_(target_params, online_params, 1.0 - momentum)
+def clipped_step(
+    optimizer: torch.optim.Optimizer,
+    clip_grad: float | None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> float:
+    """Clip the gradients of all the optimizer's parameters to norm `clip_grad` (None: no
+    clipping), step (through `scaler` under fp16), zero the gradients; returns the norm
+    before clipping."""
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(
+        params, clip_grad if clip_grad is not None else math.inf
+    )
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm.item()

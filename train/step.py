@@ -46,21 +46,29 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=dtype)
 
 
+@dataclass
+class StepSetup:
+    """What every step of a run computes with, fixed when the run is built."""
+
+    model: nn.Module  # encoder + predictor (train/models/jepa.py), maybe DDP-wrapped or compiled
+    target_encoder: nn.Module
+    objective: Objective
+    device: torch.device
+    precision: str  # fp32 | bf16 | fp16: the autocast dtype
+    scaler: torch.amp.GradScaler | None  # fp16 only
+    num_tokens: int  # tokens per clip, to turn mask sizes into ratios
+    sigreg: SigRegConfig | None = None
+
+
 def forward_backward(
-    model: nn.Module,
-    target_encoder: nn.Module,
-    objective: Objective,
-    micro_batches: list[Batch],
-    device: torch.device,
-    precision: str,
-    scaler: torch.amp.GradScaler | None,
-    num_tokens: int,
-    with_monitors: bool,
-    sigreg: SigRegConfig | None = None,
+    setup: StepSetup, micro_batches: list[Batch], *, with_monitors: bool
 ) -> StepStats:
-    """Gradients of the mean loss over the micro-batches; with `sigreg` (weight > 0) the loss
-    adds weight x SIGReg of the context embeddings. `stats.loss` is the prediction loss alone,
-    comparable across runs; `stats.sigreg` the regulariser."""
+    """Gradients of the mean loss over the micro-batches; with `setup.sigreg` (weight > 0) the
+    loss adds weight x SIGReg of the context embeddings. `stats.loss` is the prediction loss
+    alone, comparable across runs; `stats.sigreg` the regulariser. `with_monitors` also fills
+    the per-set losses, standard deviations, mask ratios and padding of a logged step."""
+    model, objective, device, scaler = setup.model, setup.objective, setup.device, setup.scaler
+    sigreg = setup.sigreg
     stats = StepStats(loss=torch.zeros((), device=device))
     regularise = sigreg is not None and sigreg.weight > 0
     n = len(micro_batches)
@@ -71,8 +79,8 @@ def forward_backward(
         )
         clips = normalize_clip(batch.clips)
         with sync:
-            with autocast(device, precision):
-                all_targets = objective.targets(clips, target_encoder)
+            with autocast(device, setup.precision):
+                all_targets = objective.targets(clips, setup.target_encoder)
                 if regularise:
                     predictions, contexts = model(clips, batch.masks, return_contexts=True)
                 else:
@@ -98,7 +106,7 @@ def forward_backward(
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         stats.loss += loss.detach()
         if with_monitors:
-            _add_monitors(stats, predictions, targets, batch, set_losses, num_tokens)
+            _add_monitors(stats, predictions, targets, batch, set_losses, setup.num_tokens)
     stats.loss /= n
     if with_monitors:
         stats.set_losses = [v / n for v in stats.set_losses]

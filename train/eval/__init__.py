@@ -8,8 +8,7 @@ Programmatic use: `evaluate(path, load_eval_config([...]))` returns an `EvalRepo
 """
 
 from train.eval.config import EvalConfig, load_eval_config
-from train.eval.evaluation import evaluate
-from train.eval.probe_report import probe_report
-from train.eval.report import EvalReport
+from train.eval.evaluation import EvalReport, evaluate
+from train.eval.provenance_probe import probe_report
 
 __all__ = ["EvalConfig", "EvalReport", "evaluate", "load_eval_config", "probe_report"]

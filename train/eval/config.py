@@ -6,9 +6,9 @@ python -m train.eval RUN_DIR encoder=encoder labels=[direction] fractions=[1.0] 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from train.config import ConfigError, from_dict, parse_override
+from train.config import ConfigError, from_overrides
 from train.data.synthetic import MAX_OBJECTS
 from train.eval.probes import ProbeTraining
 
@@ -116,15 +116,6 @@ def validate_eval(cfg: EvalConfig) -> None:
 
 def load_eval_config(overrides: list[str] = ()) -> EvalConfig:
     """Defaults <- dotted `key=value` overrides, validated into an EvalConfig."""
-    data: dict[str, Any] = {}
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = data
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{'.'.join(keys)}: {key} is a value, not a group of keys")
-        node[keys[-1]] = value
-    cfg = from_dict(EvalConfig, data)
+    cfg = from_overrides(EvalConfig, overrides)
     validate_eval(cfg)
     return cfg

@@ -43,8 +43,8 @@ from train.data.synthetic import PhysicsWorld
 from train.data.violations import LAWS, PAIR_WORLD, PairError, PairWorld, PhysicsPair
 from train.eval.source import RunNotFoundError, resolve_checkpoint
 from train.eval.surprise import CarryLastFrame, Forecaster, LatentForecaster, measure_surprise
-from train.loop import resolve_device
 from train.pretrained import Pretrained, initial_models, load_pretrained
+from train.runtime import resolve_device
 
 USAGE = __doc__
 SCORES = ("mean", "max")
@@ -165,8 +165,10 @@ def pair_world(run: Config, cfg: PhysicsConfig) -> tuple[PairWorld, int]:
 
 class PhysicsMonitor:
     """The yardstick during training, on a fixed set of pairs made once: `physics` (all laws)
-    and `physics_<law>` (mean surprise) for metrics.jsonl. About a second for 64 pairs of
-    the teaching model on a 2-core CPU."""
+    and `physics_<law>` (mean surprise) for metrics.jsonl, and the matched sets
+    (`physics_matched*`). Each set is four clips, each scored over sliding windows: 32 sets of
+    the teaching model took 37-123 s on one thread of a 2-core CPU shared with other jobs
+    (load 6-9), about 13 training steps' worth; space the calls accordingly."""
 
     def __init__(self, run: Config, pairs_per_law: int):
         world, self.context = pair_world(run, PhysicsConfig())

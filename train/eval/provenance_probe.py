@@ -1,4 +1,6 @@
-"""`probe_report`: attentive-probe accuracy of a loaded model, for provenance records.
+"""`probe_report`: attentive-probe accuracy of a model in memory, for provenance records.
+
+Bundles and the starter record it; it needs no run directory.
 
 A small, fixed protocol (held-out synthetic clips shaped like the model's, all labels, a few
 seeds) so that numbers recorded in different places are comparable. No files are read or

@@ -1,4 +1,6 @@
-"""The probe protocol: for each probe kind, label fraction and seed, one probe per label.
+"""The probe protocol: one probe per label for every probe kind, label fraction and seed.
+
+`ProbeSuite` runs the fits; `ProbeResult` holds one (label, kind, fraction)'s accuracies.
 
 A seed picks the labelled subset (a uniform random `fraction` of the probe-training clips,
 shared by all labels) and the probes' initialisation and batch order; accuracy is always

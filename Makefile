@@ -12,7 +12,10 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-STAMP := $(VENV)/.installed
+# One stamp per install: the core (`-e .`) or an extra (`-e ".[app]"`), so that `make app` and
+# then `make test` installs the test extra too. Each is redone when pyproject.toml changes.
+TORCH_STAMP := $(VENV)/.installed-torch
+STAMP = $(VENV)/.installed-$(1)
 TEST_WORKERS ?= 2
 HOST ?= 127.0.0.1
 PORT ?= 7860
@@ -27,15 +30,23 @@ PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: app test test-fast lint format starter notebooks bench clean-venv
 
-$(STAMP): pyproject.toml
+$(TORCH_STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PIP) install --quiet -e ".[test]"
-	touch $(STAMP)
+	touch $@
+
+$(call STAMP,core): pyproject.toml $(TORCH_STAMP)
+	$(PIP) install --quiet -e .
+	touch $@
+
+# app, notebooks, test: the extras of pyproject.toml (test pulls app and notebooks).
+$(VENV)/.installed-%: pyproject.toml $(TORCH_STAMP)
+	$(PIP) install --quiet -e ".[$*]"
+	touch $@
 
 # make app MODEL=runs/NAME opens that model first (a run directory, a checkpoint or a bundle).
-app: $(STAMP)
+app: $(call STAMP,app)
 	$(PY) -m workbench --host $(HOST) --port $(PORT)$(if $(MODEL), --model $(MODEL))$(if \
 	$(WEIGHTS), --weights $(WEIGHTS))$(if $(FRAMES), --frames $(FRAMES))$(if \
 	$(IMG_SIZE), --img-size $(IMG_SIZE))
@@ -47,21 +58,21 @@ test: lint
 test-fast: lint
 	$(PYTEST) -m "not slow and not browser" tests
 
-lint: $(STAMP)
+lint: $(call STAMP,test)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: $(STAMP)
+format: $(call STAMP,test)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-starter: $(STAMP)
+starter: $(call STAMP,core)
 	$(PY) -m decoder.starter
 
-notebooks: $(STAMP)
+notebooks: $(call STAMP,notebooks)
 	$(PY) -m jupyter lab notebooks
 
-bench: $(STAMP)
+bench: $(call STAMP,core)
 	$(PY) benchmarks/train_throughput.py
 
 clean-venv:

@@ -25,9 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from doc_sections import replace_section
-
 from decoder.bundle import STARTER_PATH
+from train.doc_sections import replace_section
 from train.eval.physics import CARRY_ROW, PhysicsConfig, PhysicsReport, evaluate_physics
 from train.monitor import read_metrics
 from train.pretrained import load_pretrained

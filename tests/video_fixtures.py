@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-# PyAV is imported before anything loads decord: decord bundles an older libvpx whose symbols
-# would otherwise shadow PyAV's and make the VP9 encoder refuse to open.
 import av
 import numpy as np
 import pytest
@@ -80,13 +78,14 @@ def write_video(
     frame_times: Sequence[float] | None = None,
     codec: str | None = None,
     faststart: bool = False,
+    rotation: int = 0,
 ) -> Path:
     """Write a numbered clip of `size` = (width, height) pixels; the codec follows the suffix.
 
     `gray` writes a single-channel (luma only) FFV1 stream (.mkv or .avi). `frame_times`
     (seconds, increasing) gives each frame its own timestamp: a variable-frame-rate file.
     `faststart` puts an .mp4's index (moov) before the frames, so a truncated copy still has a
-    readable header.
+    readable header. `rotation` (degrees) flags the picture to be shown turned, as phones do.
     """
     width, height = size
     default_codec, pix_fmt = _CODECS[path.suffix.lower()]
@@ -103,6 +102,8 @@ def write_video(
     with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if rotation:
+            stream.set_display_rotation(rotation)
         if codec == "libx264":
             stream.options = {"preset": "ultrafast"}
         if frame_times is not None:

@@ -1,14 +1,23 @@
 """Videos in and out of the app: reading uploads (bounded in size and length) and writing
 browser-playable H.264 mp4 files.
 
-Reading goes through the core's decord reader (train/data/video.py), which resizes inside the
-decoder: a 4K upload is never held at 4K. What an upload may cost is bounded by pixels, not by
+Reading goes through the core's video reader (train/data/reader.py), which resizes as it
+decodes: a 4K upload is never held at 4K. What an upload may cost is bounded by pixels, not by
 the file's size: each frame is decoded with its short side at most 256 px and at most
 `FRAME_PIXELS` pixels (an 8192 x 256 frame comes out 1932 x 60), and a clip holds at most
 `MAX_DECODE_PIXELS` pixels in all (about 105 MB of RGB), so only the first `max_seconds`, at
 most `MAX_FRAMES` frames, and fewer for very large frames, are decoded. They are decoded in
-chunks straight into the clip's array: no second full-size copy. Writing uses PyAV's libx264
-in yuv420p, what every browser plays; there is no ffmpeg binary to call.
+chunks straight into the clip's array: no second full-size copy. Files with more pixels a
+frame than `MAX_SOURCE_SIZE` (4096 x 2304) are refused before decoding, since the decoder
+holds a few frames at full size. `python benchmarks/app_latency.py --upload-memory` measures
+what one upload costs.
+
+Every frame of those first seconds is decoded, not only the ones a model input uses: the
+Predict tab lets the user move the model's window (first frame and step) over the whole clip
+without reloading it, and the Physics tab's surprise curve runs over all of it.
+
+Writing uses PyAV's libx264 in yuv420p, what every browser plays; there is no ffmpeg binary to
+call.
 """
 
 from __future__ import annotations
@@ -19,17 +28,19 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-# PyAV before decord (imported by train.data.video): decord bundles an older libvpx whose
-# symbols would otherwise shadow PyAV's.
 import av
 import numpy as np
 
 from train.data.files import UnreadableError
-from train.data.video import VIDEO_EXTENSIONS, OpenVideo, open_video, read_frames
+from train.data.reader import OpenVideo, open_video, read_frames, stored_frame_size
+from train.data.video import VIDEO_EXTENSIONS
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 MAX_SECONDS = 10.0
 MAX_FRAMES = 300
+# The decoder holds a few frames at the file's own size before resizing them: bigger frames are
+# refused before anything is decoded. H.264's level 5.2 limit: 4K UHD and DCI 4K fit, 8K not.
+MAX_SOURCE_SIZE = (4096, 2304)
 # Frames are decoded with the short side at most this: above every model size the app shows
 # (the largest preset is 224 px), small enough to keep a 10 s clip in memory.
 DECODE_SHORT_SIDE = 256
@@ -87,6 +98,13 @@ def read_video(
             f"{max_bytes / 2**20:.0f} MiB: cut or compress it first"
         )
     try:
+        width, height = stored_frame_size(path)
+        if width * height > math.prod(MAX_SOURCE_SIZE):
+            most = "x".join(map(str, MAX_SOURCE_SIZE))
+            raise VideoError(
+                f"{path.name} has frames of {width}x{height} pixels; the app reads frames of at "
+                f"most {most} pixels (or as many in another shape): scale it down first"
+            )
         video = open_video(path, short_side, threads=1, max_pixels=FRAME_PIXELS)
         fps = video.fps if math.isfinite(video.fps) and video.fps > 0 else FALLBACK_FPS
         width, height = video.decode_size

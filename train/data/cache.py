@@ -28,22 +28,15 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-# PyAV before decord (see video.py: decord's bundled libvpx would shadow PyAV's).
 import av
 import numpy as np
 import torch
-from decord import DECORDError
 
 from train.data.base import DataError
 from train.data.files import UnreadableError, display_name, list_media
 from train.data.listfile import read_list_entries
-from train.data.video import (
-    VIDEO_EXTENSIONS,
-    decode_size,
-    decord_message,
-    open_video,
-    read_frame_size,
-)
+from train.data.reader import decode_size, open_video, read_frame_size, read_frames
+from train.data.video import VIDEO_EXTENSIONS
 
 MIN_SHORT_SIDE = 16
 FOLDER_LIST_NAME = "videos.csv"  # the list written for a folder source
@@ -111,27 +104,19 @@ class Mp4Writer:
 def decoded_chunks(source: Path, size: tuple[int, int]) -> tuple[Iterator[np.ndarray], float]:
     """(chunks of uint8 [T, H, W, 3] frames at `size` in display orientation, average fps).
 
-    decord applies a rotation flag itself and must be asked for a size in display orientation
-    (what `read_frame_size` gives). It cannot output widths under MIN_DECODE_WIDTH reliably:
-    such copies are decoded at that width and shrunk here.
+    The reader applies a rotation flag itself and is asked for a size in display orientation
+    (what `read_frame_size` gives). It does not output widths under MIN_DECODE_WIDTH (decord
+    cannot, reliably): such copies are decoded at that width and shrunk here.
     """
     width, height = size
     # The reader's own open (rotation, decord's size bug, its error messages); its size can
     # differ from the even `size` by a pixel, and tiny copies decode wider: shrunk below.
     video = open_video(source, short_side=min(size), threads=1)
-    reader = video.reader
 
     def chunks() -> Iterator[np.ndarray]:
-        for first in range(0, len(reader), DECODE_CHUNK):
-            wanted = list(range(first, min(first + DECODE_CHUNK, len(reader))))
-            try:
-                frames = reader.get_batch(wanted).asnumpy()
-            except (DECORDError, RuntimeError, IndexError) as err:
-                raise UnreadableError(
-                    source,
-                    f"cannot decode frames {wanted[0]}..{wanted[-1]} "
-                    f"(decord: {decord_message(err, source)})",
-                ) from None
+        for first in range(0, video.num_frames, DECODE_CHUNK):
+            wanted = range(first, min(first + DECODE_CHUNK, video.num_frames))
+            frames = read_frames(video, source, wanted).permute(1, 2, 3, 0).numpy()
             if video.decode_size != (width, height):
                 frames = shrink(frames, (width, height))
             yield np.ascontiguousarray(frames)

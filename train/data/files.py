@@ -1,18 +1,22 @@
-"""Media files that cannot be read: the error, the once-per-process warning, the training
-fallback to the next readable item, the start-up probe, and listing a folder of media.
-
-Shared by the video and image datasets.
+"""Media files and the datasets over them: the error for a file that cannot be read, the
+once-per-process warning, the training fallback to the next readable item, the start-up probe,
+listing a folder of media, and `MediaDataset`, the part the video and image datasets share.
 """
 
 from __future__ import annotations
 
+import math
+import operator
 import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from train.data.base import DataError
+import torch
+
+from train.data.base import DataError, Draw, Sample, draw_generator
+from train.data.transforms import EvalTransform, TrainTransform, eval_short_side
 
 PROBE_LIMIT = 32
 MAX_SKIP_ATTEMPTS = 16
@@ -143,3 +147,104 @@ def display_name(path: Path, base: Path) -> str:
         return path.relative_to(base).as_posix()
     except ValueError:
         return str(path)
+
+
+class MediaDataset:
+    """What the video and image datasets share: the transforms and their decode sizes, the
+    start-up probe, `dataset[int | Draw]` (see train/data/base.py), the training view's
+    fallback to the next readable file, and the evaluation view, which never substitutes.
+
+    A subclass sets `paths` (and `labels`) through `__init__`, then calls `_require_readable`,
+    and gives the two clips: `_training_clip(file, generator)` and `_evaluation_clip(index)`,
+    both uint8 [C, T, H, W] after the transform.
+    """
+
+    kind = "file"  # how messages name one file: "video", "image"
+    unit = "files"  # how messages name the items the int index counts
+
+    def __init__(
+        self,
+        source: Path,
+        paths: list[Path],
+        labels: list[int] | None,
+        *,
+        img_size: int,
+        crop_scale: tuple[float, float],
+        crop_aspect: tuple[float, float],
+        hflip: bool,
+        max_skip_attempts: int,
+    ) -> None:
+        self.source = source
+        self.paths = paths
+        self.labels = labels
+        self._base = source.parent  # messages name files relative to it
+        self.img_size = img_size
+        self.max_skip_attempts = max_skip_attempts
+        self.train_transform = TrainTransform(img_size, crop_scale, crop_aspect, hflip)
+        self.eval_transform = EvalTransform(img_size)
+        self.eval_short_side = eval_short_side(img_size)
+        # Bigger than img_size / sqrt(min scale) buys no detail for most crops, only memory.
+        smallest_crop = math.ceil(self.train_transform.smallest_crop_side())
+        self.train_short_side = max(self.eval_short_side, min(smallest_crop, 2 * img_size))
+
+    @property
+    def clips_per_file(self) -> int:
+        return 1
+
+    def _require_readable(self, probe: Callable[[int], object], limit: int) -> None:
+        require_readable(len(self.paths), probe, self.name_of, self.source, self.kind, limit)
+
+    def _training_clip(self, file: int, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _evaluation_clip(self, index: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.paths) * self.clips_per_file
+
+    def __getitem__(self, key: int | Draw) -> Sample:
+        if isinstance(key, Draw):
+            return self._training_view(key)
+        try:
+            index = operator.index(key)
+        except TypeError:
+            raise TypeError(f"index with an int or a Draw, not {type(key).__name__}") from None
+        return self._evaluation_view(index)
+
+    def name_of(self, file: int) -> str:
+        """How messages name file `file`: its path relative to the source's folder."""
+        return display_name(self.paths[file], self._base)
+
+    def labels_of(self, file: int) -> dict[str, int]:
+        return {} if self.labels is None else {"label": self.labels[file]}
+
+    def _file_of(self, index: int) -> int:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} {self.unit}")
+        return index // self.clips_per_file
+
+    def _training_view(self, draw: Draw) -> Sample:
+        def load(file: int) -> Sample:
+            # A fresh generator per attempt: a substitute gets the draws it would get itself.
+            clip = self._training_clip(file, draw_generator(draw.seed))
+            return {"clip": clip.contiguous(), "labels": self.labels_of(file)}
+
+        sample, skipped = load_with_fallback(
+            self._file_of(draw.index), len(self.paths), load, self.name_of, self.max_skip_attempts
+        )
+        if skipped:
+            sample["skipped"] = skipped
+        return sample
+
+    def _evaluation_view(self, index: int) -> Sample:
+        if index < 0:
+            index += len(self)
+        file = self._file_of(index)
+        try:
+            clip = self._evaluation_clip(index)
+        except UnreadableError as err:
+            raise UnreadableError(
+                err.path, f"{err.reason} (evaluation never substitutes: fix or remove the file)"
+            ) from None
+        return {"clip": clip.contiguous(), "labels": self.labels_of(file)}

@@ -16,8 +16,6 @@ the next readable image and reports it in `skipped`.
 
 from __future__ import annotations
 
-import math
-import operator
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,19 +24,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from train.data.base import DataError, Draw, Sample, draw_generator
+from train.data.base import DataError
 from train.data.files import (
     MAX_SKIP_ATTEMPTS,
     PROBE_LIMIT,
+    MediaDataset,
     UnreadableError,
-    display_name,
     list_media,
-    load_with_fallback,
     no_media_message,
-    require_readable,
 )
-from train.data.transforms import EvalTransform, TrainTransform, eval_short_side
-from train.data.video import decode_size
+from train.data.reader import decode_size
 
 if TYPE_CHECKING:
     from train.config import DataConfig, ModelConfig
@@ -95,8 +90,10 @@ def _is_empty(path: Path) -> bool:
         return False
 
 
-class ImageDataset:
+class ImageDataset(MediaDataset):
     """Images as clips [3, num_frames, img_size, img_size]; see the module docstring."""
+
+    kind, unit = "image", "images"
 
     def __init__(
         self,
@@ -112,25 +109,19 @@ class ImageDataset:
     ) -> None:
         if num_frames < 1:
             raise DataError(f"num_frames={num_frames} must be at least 1")
-        self.source = Path(path).expanduser()
-        self.paths = self._find_images(self.source)
-        self._base = self.source.parent
-        self.num_frames = num_frames
-        self.img_size = img_size
-        self.max_skip_attempts = max_skip_attempts
-        self.train_transform = TrainTransform(img_size, crop_scale, crop_aspect, hflip)
-        self.eval_transform = EvalTransform(img_size)
-        self.eval_short_side = eval_short_side(img_size)
-        smallest_crop = math.ceil(self.train_transform.smallest_crop_side())
-        self.train_short_side = max(self.eval_short_side, min(smallest_crop, 2 * img_size))
-        require_readable(
-            len(self.paths),
-            lambda i: self._load(i, short_side=32),
-            self.name_of,
-            self.source,
-            "image",
-            probe_limit,
+        source = Path(path).expanduser()
+        super().__init__(
+            source,
+            self._find_images(source),
+            None,
+            img_size=img_size,
+            crop_scale=crop_scale,
+            crop_aspect=crop_aspect,
+            hflip=hflip,
+            max_skip_attempts=max_skip_attempts,
         )
+        self.num_frames = num_frames
+        self._require_readable(lambda i: self._load(i, short_side=32), probe_limit)
 
     @classmethod
     def from_config(cls, data: DataConfig, model: ModelConfig) -> ImageDataset:
@@ -158,26 +149,6 @@ class ImageDataset:
             raise DataError(no_media_message(source, IMAGE_EXTENSIONS, "image"))
         return paths
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, key: int | Draw) -> Sample:
-        if isinstance(key, Draw):
-            return self._training_view(key)
-        try:
-            index = operator.index(key)
-        except TypeError:
-            raise TypeError(f"index with an int or a Draw, not {type(key).__name__}") from None
-        return self._evaluation_view(index)
-
-    def name_of(self, item: int) -> str:
-        return display_name(self.paths[item], self._base)
-
-    def _check(self, index: int) -> int:
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} images")
-        return index
-
     def _load(self, item: int, short_side: int) -> torch.Tensor:
         return load_image(self.paths[item], short_side)
 
@@ -185,25 +156,10 @@ class ImageDataset:
         """[3, 1, H, W] -> contiguous [3, num_frames, H, W] (the one frame repeated)."""
         return frame.repeat(1, self.num_frames, 1, 1)
 
-    def _training_view(self, draw: Draw) -> Sample:
-        def load(item: int) -> Sample:
-            generator = draw_generator(draw.seed)
-            frame = self.train_transform(self._load(item, self.train_short_side), generator)
-            return {"clip": self._as_clip(frame), "labels": {}}
-
-        sample, skipped = load_with_fallback(
-            self._check(draw.index), len(self), load, self.name_of, self.max_skip_attempts
+    def _training_clip(self, file: int, generator: torch.Generator) -> torch.Tensor:
+        return self._as_clip(
+            self.train_transform(self._load(file, self.train_short_side), generator)
         )
-        if skipped:
-            sample["skipped"] = skipped
-        return sample
 
-    def _evaluation_view(self, index: int) -> Sample:
-        item = self._check(index + len(self) if index < 0 else index)
-        try:
-            frame = self._load(item, self.eval_short_side)
-        except UnreadableError as err:
-            raise UnreadableError(
-                err.path, f"{err.reason} (evaluation never substitutes: fix or remove the file)"
-            ) from None
-        return {"clip": self._as_clip(self.eval_transform(frame)), "labels": {}}
+    def _evaluation_clip(self, index: int) -> torch.Tensor:
+        return self._as_clip(self.eval_transform(self._load(index, self.eval_short_side)))

@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=2 python benchmarks/big_model_cpu.py             # every setting, a table
     python benchmarks/big_model_cpu.py --settings fp32 bf16 --threads 2
+    OMP_NUM_THREADS=1 python benchmarks/big_model_cpu.py --open-only --threads 1  # opening only
 
 The model is the `vitl16_v2` preset (ViT-L/16, 3-D RoPE, the 384 x 12 predictor) with its
 step-0 random weights: nothing is downloaded, and the cost of a Predict does not depend on what
@@ -20,6 +21,12 @@ opening (VmHWM; the fp32 weights exist before a cast to bf16), then the peak res
 cold run per setting (the first Predict after opening, as a user meets it; no warm-up). The
 predictor's output is kept to compare bf16 with fp32 on the same weights, clip and mask. The
 load average is printed before and after: other work on the machine slows every figure here.
+
+The "open" rows measure opening a file, as a user opens an imported release: the model's
+random weights are written once as an imported run (train.released.write_run: encoder,
+predictor and target encoder in fp32), then each precision opens that run in a fresh process
+through the app's registry (`--model RUN --weights W`), and the peak resident memory of that
+process (VmHWM: it counts the file's pages the process maps as well) is read once it is open.
 """
 
 from __future__ import annotations
@@ -35,7 +42,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 PRESET = "vitl16_v2"
 MASK = "multiblock-short"  # the paper's 8 small blocks: about half the tokens hidden
@@ -47,6 +53,8 @@ SETTINGS = {
     "bf16-8x256": ("bf16", 8, None),
     "bf16-16x160": ("bf16", None, 160),
 }
+# Opening an imported run from its file: name -> weights.
+OPEN_SETTINGS = {"open-fp32": "fp32", "open-bf16": "bf16"}
 
 
 def _status_kib(field: str) -> int:
@@ -123,11 +131,55 @@ def measure_one(name: str, threads: int, latents_path: Path | None) -> dict:
     }
 
 
-def run_setting(name: str, threads: int, latents_path: Path | None) -> dict:
+def write_random_run(run_dir: Path) -> dict:
+    """The preset's step-0 weights written as an imported run (in this process: the parent
+    never holds a ViT-L)."""
+    from train.config import load_config
+    from train.pretrained import initial_models
+    from train.released import write_run
+
+    config = load_config(PRESET, ["data.source=synthetic"])
+    checkpoint = write_run(initial_models(config), run_dir)
+    return {"checkpoint_gib": checkpoint.stat().st_size / 2**30}
+
+
+def measure_open(name: str, threads: int, run_dir: Path) -> dict:
+    """Open the run as `python -m workbench --model RUN --weights W` does; the figures."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from workbench.bundles import BundleRegistry, OpenOptions
+
+    weights = OPEN_SETTINGS[name]
+    started = time.perf_counter()
+    registry = BundleRegistry(
+        run_dir.parent, run_dir / "no-starter", run_dir, "--model", OpenOptions(weights)
+    )
+    bundle = registry.load(registry.default_key())
+    open_s = time.perf_counter() - started
+    parameter_bytes = sum(
+        p.numel() * p.element_size() for part in bundle.modules() for p in part.parameters()
+    )
+    return {
+        "setting": name,
+        "weights": weights,
+        "threads": threads,
+        "parameter_gib": parameter_bytes / 2**30,
+        "open_s": open_s,
+        "rss_after_open_gib": _status_kib("VmRSS") / 2**20,
+        "peak_open_gib": _status_kib("VmHWM") / 2**20,
+    }
+
+
+def run_setting(
+    name: str, threads: int, latents_path: Path | None, run_dir: Path | None = None
+) -> dict:
     """One setting in a child process (its own peaks), its figures back as JSON."""
     command = [sys.executable, __file__, "--one", name, "--threads", str(threads)]
     if latents_path is not None:
         command += ["--latents", str(latents_path)]
+    if run_dir is not None:
+        command += ["--run", str(run_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
     if done.returncode != 0:
@@ -163,13 +215,37 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def open_table(rows: list[dict], checkpoint_gib: float) -> str:
+    lines = [
+        "| setting | file | weights held | open | resident after opening | peak RSS opening |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['setting']} | {checkpoint_gib:.2f} GiB | {row['parameter_gib']:.2f} GiB | "
+            f"{row['open_s']:.0f} s | {row['rss_after_open_gib']:.2f} GiB | "
+            f"{row['peak_open_gib']:.2f} GiB |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--one", choices=list(SETTINGS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--open-only", action="store_true", help="only the open rows (a file opened afresh)"
+    )
+    parser.add_argument("--one", choices=[*SETTINGS, *OPEN_SETTINGS], help=argparse.SUPPRESS)
     parser.add_argument("--latents", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one in OPEN_SETTINGS:
+        if not (args.run / "checkpoints").is_dir():
+            print(json.dumps(write_random_run(args.run)))
+            return 0
+        print(json.dumps(measure_open(args.one, args.threads, args.run)))
+        return 0
     if args.one:
         print(json.dumps(measure_one(args.one, args.threads, args.latents)))
         return 0
@@ -177,6 +253,13 @@ def main() -> int:
     load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
+        run_dir = Path(scratch) / "vitl-random"
+        written = run_setting("open-fp32", args.threads, None, run_dir)  # writes the run
+        open_rows = [run_setting(name, args.threads, None, run_dir) for name in OPEN_SETTINGS]
+        for row in open_rows:
+            print(json.dumps(row), flush=True)
+        if args.open_only:
+            args.settings = []
         latents = {name: Path(scratch) / f"{name}.pt" for name in ("fp32", "bf16")}
         for name in args.settings:
             rows.append(run_setting(name, args.threads, latents.get(name)))
@@ -186,7 +269,10 @@ def main() -> int:
             gap = difference(latents["fp32"], latents["bf16"])
     load_after = os.getloadavg()
     print()
-    print(table(rows))
+    print(open_table(open_rows, written["checkpoint_gib"]))
+    if rows:
+        print()
+        print(table(rows))
     if gap is not None:
         print(
             f"\nbf16 against fp32, predicted latents at 16 x 256: max |difference| "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ from decoder.clips import fit_clip
 from decoder.config import DecoderConfig
 from decoder.masks import (
     TemporalExtent,
-    TokenGeometry,
     check_token_mask,
     mask_index_for,
     painted_token_mask,
@@ -43,6 +42,7 @@ from train.pretrained import (
     pretrained_from_model_file,
     read_model_file,
 )
+from train.tokens import TokenGeometry
 
 STARTER_PATH = Path(__file__).parent / "starter" / "starter.safetensors"
 BUNDLE_FORMAT = "vjepa-workbench-bundle"
@@ -58,20 +58,35 @@ class BundleError(CheckpointError):
 
 @dataclass
 class Bundle:
-    config: Config
+    """A run's models (one `Pretrained`, its step as the provenance records it) and the pixel
+    decoder fitted on them."""
+
+    pretrained: Pretrained
     decoder_config: DecoderConfig | None  # None: a run with no decoder fitted (see below)
-    encoder: nn.Module
-    predictor: nn.Module
-    target_encoder: nn.Module
     decoder: PixelDecoder | None
     provenance: dict[str, Any]
 
     # ------------------------------------------------------------------ what the app asks
 
     @property
-    def pretrained(self) -> Pretrained:
-        step = int(self.provenance.get("pretrain", {}).get("steps", 0))
-        return Pretrained(self.config, self.encoder, self.predictor, self.target_encoder, step)
+    def config(self) -> Config:
+        return self.pretrained.config
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.pretrained.encoder
+
+    @property
+    def predictor(self) -> nn.Module:
+        return self.pretrained.predictor
+
+    @property
+    def target_encoder(self) -> nn.Module:
+        return self.pretrained.target_encoder
+
+    def with_config(self, config: Config) -> Bundle:
+        """The same models under another config (e.g. a smaller clip size: positions allow it)."""
+        return replace(self, pretrained=replace(self.pretrained, config=config))
 
     @property
     def geometry(self) -> TokenGeometry:
@@ -152,16 +167,12 @@ class Bundle:
 def without_decoder(pretrained: Pretrained, provenance: dict[str, Any]) -> Bundle:
     """A run's models with no pixel decoder (one not fitted yet): everything but the decoded
     prediction works. Bundle files always hold a decoder; this is never written as one."""
-    bundle = Bundle(
-        pretrained.config,
-        None,
-        pretrained.encoder,
-        pretrained.predictor,
-        pretrained.target_encoder,
-        None,
-        provenance,
-    )
-    return bundle.eval()
+    return Bundle(_at_recorded_step(pretrained, provenance), None, None, provenance).eval()
+
+
+def _at_recorded_step(pretrained: Pretrained, provenance: dict[str, Any]) -> Pretrained:
+    """The models at the pretraining step the provenance records (what the app reports)."""
+    return replace(pretrained, step=int(provenance.get("pretrain", {}).get("steps", 0)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,8 +263,13 @@ def _metadata_json(metadata: dict[str, str], key: str, path: Path) -> Any:
         raise BundleError(f"{path}: metadata {key!r} is missing or not JSON ({err})") from err
 
 
-def load_bundle(path: str | Path = STARTER_PATH, device: torch.device | str = "cpu") -> Bundle:
-    """A bundle file -> models in eval mode on `device`, float32."""
+def load_bundle(
+    path: str | Path = STARTER_PATH,
+    device: torch.device | str = "cpu",
+    weight_dtype: torch.dtype = torch.float32,
+) -> Bundle:
+    """A bundle file -> models in eval mode on `device`; V-JEPA weights in `weight_dtype`
+    (filled in it, never built in float32 first), the pixel decoder float32."""
     path = Path(path)
     if not path.is_file():
         hint = " Build it with `make starter`." if path.resolve() == STARTER_PATH.resolve() else ""
@@ -284,7 +300,7 @@ def load_bundle(path: str | Path = STARTER_PATH, device: torch.device | str = "c
         decoder_config = from_dict(DecoderConfig, _metadata_json(metadata, "decoder_config", path))
     except ConfigError as err:
         raise BundleError(f"{path}: its stored config is not valid here: {err}") from err
-    pretrained = pretrained_from_model_file(parts, metadata, path)
+    pretrained = pretrained_from_model_file(parts, metadata, path, weight_dtype)
     provenance = _metadata_json(metadata, "provenance", path)
     config = pretrained.config
     geometry = TokenGeometry.from_model_config(config.model)
@@ -300,13 +316,5 @@ def load_bundle(path: str | Path = STARTER_PATH, device: torch.device | str = "c
         {k: v.float() if v.is_floating_point() else v for k, v in decoder_state.items()},
         "decoder",
     )
-    bundle = Bundle(
-        config,
-        decoder_config,
-        pretrained.encoder,
-        pretrained.predictor,
-        pretrained.target_encoder,
-        decoder,
-        provenance,
-    )
+    bundle = Bundle(_at_recorded_step(pretrained, provenance), decoder_config, decoder, provenance)
     return bundle.to(device).eval()

@@ -4,23 +4,31 @@ for sizes that do not split into the model's tubelets. Micro models, random weig
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from conftest import MICRO
-from decoder.bundle import BundleError, without_decoder
+from decoder.bundle import BundleError, load_bundle, without_decoder
 from decoder.latents import predicted_latents, token_mask_set
-from train.config import ConfigError, load_config
+from train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from train.config import ConfigError, dump_config, load_config, to_dict
 from train.data import normalize_clip
 from train.pretrained import (
     BF16_MAX_DIFFERENCE,
     BF16_MEAN_DIFFERENCE,
+    MODEL_PARTS,
     WEIGHT_DTYPES,
     Pretrained,
     build_models,
+    cast_weights,
     initial_models,
+    load_pretrained,
     resized_config,
 )
+from train.streamed_weights import file_page_releaser, models_from_file
 from workbench.__main__ import WEIGHTS, main, parse_args
 from workbench.bundles import BundleRegistry, OpenOptions, opened_with
 from workbench.latent_view import latent_view
@@ -170,3 +178,101 @@ def test_the_registry_opens_only_the_model_flag_model_in_bf16(tmp_path):
     window = random_clip(4, 32).permute(1, 2, 3, 0).numpy()
     shown = predict(flagged, window, MaskChoice("multiblock-long"), None)
     assert shown.comparison is not None and "Masked" in shown.summary
+
+
+# ------------------------------------------------------------------------------------------
+# Opening a checkpoint straight into its precision (train.streamed_weights).
+
+
+def write_micro_checkpoint(folder, positions: str = "sincos_uniform", **edits):
+    """A run directory of the micro models (random weights); `edits` replace parts."""
+    models = micro_models(positions)
+    folder.mkdir(parents=True, exist_ok=True)
+    dump_config(models.config, folder / "config.yaml")
+    state = {
+        "config": to_dict(models.config),
+        "step": 3,
+        "loss": 0.25,
+        **{part: getattr(models, part).state_dict() for part in MODEL_PARTS},
+        **edits,
+    }
+    return save_checkpoint(folder / "checkpoints", state, keep_copy=False)
+
+
+@pytest.mark.parametrize("positions", POSITIONS)
+def test_a_checkpoint_opens_straight_into_bf16_as_a_load_then_cast(tmp_path, positions):
+    path = write_micro_checkpoint(tmp_path, positions)
+    reference = load_pretrained(path)
+    streamed, rest = models_from_file(path)
+    half, _ = models_from_file(path, torch.bfloat16)
+    cast = cast_weights(load_pretrained(path), torch.bfloat16)
+    for part in MODEL_PARTS:
+        expected, got = getattr(reference, part).state_dict(), getattr(streamed, part).state_dict()
+        assert all(torch.equal(got[k], v) and got[k].dtype == v.dtype for k, v in expected.items())
+        expected, got = getattr(cast, part).state_dict(), getattr(half, part).state_dict()
+        assert all(torch.equal(got[k], v) and got[k].dtype == v.dtype for k, v in expected.items())
+    assert all(p.dtype == torch.bfloat16 for p in half.encoder.parameters())
+    assert all(b.dtype == torch.float32 for b in half.encoder.buffers())  # position tables
+    assert (half.step, rest["loss"], half.encoder.training) == (3, 0.25, False)
+
+
+def test_a_streamed_open_is_strict_and_lists_every_disagreement(tmp_path):
+    models = micro_models("rope")
+    encoder = models.encoder.state_dict()
+    encoder.pop("norm.bias")
+    encoder["norm.weight"] = torch.zeros(5)
+    encoder["head.weight"] = torch.zeros(2)
+    path = write_micro_checkpoint(tmp_path, "rope", encoder=encoder)
+    with pytest.raises(CheckpointError) as err:
+        models_from_file(path, torch.bfloat16)
+    message = str(err.value)
+    assert "missing (1): norm.bias" in message
+    assert "unexpected (1): head.weight" in message
+    assert "norm.weight: checkpoint (5,)" in message
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page release is Linux only")
+def test_released_pages_leave_the_process_and_read_back_unchanged(tmp_path):
+    """The tensors of a mapped file stop counting in the resident memory once copied; a page
+    handed back is read from the file again if touched."""
+    path = tmp_path / "big.pt"
+    big = torch.arange(16 * 2**20, dtype=torch.float32)  # 64 MiB
+    torch.save({"big": big}, path)
+    mapped = load_checkpoint(path, mmap=True)["big"]
+    assert torch.equal(mapped, big)  # every page is now resident
+    before = status_kib("RssFile")
+    file_page_releaser(path)(mapped)
+    after = status_kib("RssFile")
+    assert before - after >= 48 * 1024, (before, after)
+    assert torch.equal(mapped, big)
+
+
+def test_the_registry_opens_a_run_in_bf16_from_its_file(tmp_path):
+    run = tmp_path / "runs" / "imported"
+    write_micro_checkpoint(run, "rope")
+    registry = BundleRegistry(
+        tmp_path / "runs", tmp_path / "no-starter", run, "--model", OpenOptions("bf16")
+    )
+    bundle = registry.load(registry.default_key())
+    assert all(p.dtype == torch.bfloat16 for p in bundle.encoder.parameters())
+    assert bundle.provenance["pretrain"]["steps"] == 3
+    view = latent_view(bundle, random_clip(4, 32), *bundle.preset_mask("multiblock-long", 0))
+    assert torch.isfinite(torch.from_numpy(view.surprise_per_step)).any()
+
+
+def status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/self/status")
+
+
+def test_a_bundle_opens_straight_into_bf16_as_a_load_then_cast(tmp_path):
+    path = write_micro_bundle(tmp_path / "micro.safetensors")
+    half = load_bundle(path, weight_dtype=torch.bfloat16)
+    cast = cast_weights(load_bundle(path).pretrained, torch.bfloat16)
+    for part in MODEL_PARTS:
+        expected, got = getattr(cast, part).state_dict(), getattr(half, part).state_dict()
+        assert all(torch.equal(got[k], v) and got[k].dtype == v.dtype for k, v in expected.items())
+    assert next(half.decoder.parameters()).dtype == torch.float32
+    assert half.pretrained.step == load_bundle(path).pretrained.step

@@ -280,3 +280,71 @@ def test_released_size_table_builds_the_released_shapes():
     head_dims = {w: w // RELEASED_HEADS[w] for w in sizes}
     assert head_dims == {1024: 64, 1280: 80, 1408: 64}
     assert (axis_width(64), axis_width(80), axis_width(384 // 12)) == (20, 26, 10)
+
+
+# V-JEPA 2.1's layout (facebookresearch/vjepa2 at be434e46: app/vjepa_2_1/models/
+# vision_transformer.py, predictor.py; src/hub/backbones.py): the blocks as V-JEPA 2's, plus what
+# only 2.1 writes, with its shapes as functions of the widths.
+TEACHER_WIDTH = 1664  # ViT-G: the distilled ViT-B / ViT-L predict its features
+
+
+def vjepa2_1_states(encoder, predictor, distilled: bool) -> dict[str, dict[str, torch.Tensor]]:
+    width, pred_width = encoder.embed_dim, 384
+    patch = encoder.patch_embed.proj.weight
+    enc = {k: v.clone() for k, v in encoder.state_dict().items() if not k.startswith("norm.")}
+    for level in range(4):
+        enc[f"norms_block.{level}.weight"] = torch.ones(width)
+        enc[f"norms_block.{level}.bias"] = torch.zeros(width)
+    enc["patch_embed_img.proj.weight"] = torch.randn(width, 3, 1, *patch.shape[-2:])
+    enc["patch_embed_img.proj.bias"] = torch.zeros(width)
+    enc["img_mod_embed"] = torch.randn(1, 1, width)
+    enc["video_mod_embed"] = torch.randn(1, 1, width)
+    pred = {
+        k: v.clone()
+        for k, v in predictor.state_dict().items()
+        if k.startswith(("predictor_blocks.", "predictor_norm."))
+    }
+    levels, out = (1, TEACHER_WIDTH) if distilled else (4, width)
+    if distilled:
+        pred["predictor_embed.weight"] = torch.randn(pred_width, width)
+        pred["predictor_embed.bias"] = torch.zeros(pred_width)
+    else:
+        pred["predictor_embed.0.weight"] = torch.randn(width, 4 * width)
+        pred["predictor_embed.0.bias"] = torch.zeros(width)
+        pred["predictor_embed.2.weight"] = torch.randn(pred_width, width)
+        pred["predictor_embed.2.bias"] = torch.zeros(pred_width)
+    for i in range(8):
+        pred[f"mask_tokens.{i}"] = torch.randn(1, 1, pred_width)
+    pred["img_mod_embed"] = torch.randn(1, 1, pred_width)
+    pred["video_mod_embed"] = torch.randn(1, 1, pred_width)
+    for head in ("predictor_proj", "predictor_proj_context"):
+        pred[f"{head}.weight"] = torch.randn(levels * out, pred_width)
+        pred[f"{head}.bias"] = torch.zeros(levels * out)
+    prefix = lambda sd: {f"module.backbone.{k}": v for k, v in sd.items()}
+    teacher = "ema_encoder" if distilled else "target_encoder"
+    return {"encoder": prefix(enc), "predictor": prefix(pred), teacher: prefix(dict(enc))}
+
+
+@pytest.mark.parametrize("distilled", [False, True])
+def test_a_vjepa2_1_checkpoint_is_refused_with_every_2_1_key_named(tmp_path, distilled):
+    encoder, predictor, _ = our_models()
+    path = tmp_path / "vjepa2_1.pt"
+    atomic_save({**vjepa2_1_states(encoder, predictor, distilled), "epoch": 1}, path)
+    with pytest.raises(CheckpointError) as err:
+        import_with_report(path, GEOMETRY)
+    message = str(err.value)
+    assert "is a V-JEPA 2.1 checkpoint" in message
+    teacher = "ema_encoder" if distilled else "target_encoder"
+    for name in (
+        "encoder.norms_block.3.bias",
+        f"{teacher}.video_mod_embed",
+        "encoder.patch_embed_img.proj.weight",
+        "predictor.img_mod_embed",
+        "predictor.predictor_proj_context.weight",
+    ):
+        assert name in message, name
+    assert ("predictor.predictor_embed.0.weight" in message) is not distilled
+    assert ("`ema_encoder`" in message) is distilled
+    assert "rotates channel pairs" in message  # the RoPE layout differs too
+    # 8 norms, 2 image patch weights, 2 modality vectors per encoder; predictor: 2 + 2 (+ 2)
+    assert f"({2 * 12 + (4 if distilled else 6)})" in message

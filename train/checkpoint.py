@@ -126,7 +126,11 @@ def kept_checkpoints(folder: str | Path) -> list[Path]:
     return sorted(Path(folder).glob("step_*.pt"), reverse=True)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False
+) -> dict[str, Any]:
+    """The checkpoint's dict, tensors only (weights_only). `mmap`: tensors stay in the file's
+    pages until read (train.streamed_weights), for a file in torch's zip format."""
     path = Path(path)
     if path.is_dir():
         candidate = path / "checkpoints" / LATEST
@@ -134,7 +138,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as err:
         # PyTorch's own message advises weights_only=False, which would run whatever code the
         # file holds: it is not repeated here.

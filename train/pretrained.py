@@ -43,6 +43,12 @@ class Pretrained:
 
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
     """load_state_dict(strict=True) with a message that lists every disagreement at once."""
+    state_problems(module, state, what)
+    module.load_state_dict(state, strict=True)
+
+
+def state_problems(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """CheckpointError listing every missing, unexpected and mis-shaped key at once, if any."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -62,7 +68,6 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) ->
     ]
     if problems:
         raise CheckpointError(f"{what} does not match its checkpoint: " + "; ".join(problems))
-    module.load_state_dict(state, strict=True)
 
 
 def build_models(cfg: Config, shared_target: bool = False) -> Pretrained:
@@ -126,9 +131,13 @@ def read_model_file(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]
 
 
 def pretrained_from_model_file(
-    parts: dict[str, dict[str, torch.Tensor]], metadata: dict, path: str | Path
+    parts: dict[str, dict[str, torch.Tensor]],
+    metadata: dict,
+    path: str | Path,
+    dtype: torch.dtype = torch.float32,
 ) -> Pretrained:
-    """The V-JEPA models of a safetensors model file, in float32."""
+    """The V-JEPA models of a safetensors model file, parameters in `dtype` (float32 unless
+    asked: bf16 fills bf16 models tensor by tensor, never building float32 ones)."""
     try:
         config = from_dict(Config, json.loads(metadata["config"]))
         step = json.loads(metadata.get("provenance", "{}")).get("pretrain", {}).get("steps", 0)
@@ -137,6 +146,14 @@ def pretrained_from_model_file(
     missing = [part for part in MODEL_PARTS if part not in parts]
     if missing:
         raise CheckpointError(f"{path} holds no {', '.join(missing)} weights")
+    if dtype != torch.float32:
+        from train.streamed_weights import empty_models, fill_streamed  # it imports this module
+
+        models = empty_models(config, dtype)
+        for part in MODEL_PARTS:
+            fill_streamed(getattr(models, part), parts[part], part, lambda _tensor: None)
+        models.step = step
+        return models
     state = {
         part: {k: v.float() if v.is_floating_point() else v for k, v in parts[part].items()}
         for part in MODEL_PARTS

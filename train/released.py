@@ -9,7 +9,7 @@ full key mapping):
 - V-JEPA 1 `.pth.tar`: `encoder`, `predictor` and `target_encoder` state dicts whose keys carry
   DDP and wrapper prefixes (`module.backbone.blocks.0.attn.qkv.weight`); below the prefixes the
   names are this project's. A fixed sin-cos `pos_embed` and `predictor_pos_embed`, 2 mask tokens.
-- V-JEPA 2 / 2.1 `.pt`: the same dicts and names, 3-D RoPE in every block, 10 mask tokens. A
+- V-JEPA 2 `.pt`: the same dicts and names, 3-D RoPE in every block, 10 mask tokens. A
   `pos_embed` the file still holds is not used, and is reported as ignored.
 - Hugging Face `VJEPA2Model` safetensors (the file, or its folder with `config.json`): renamed
   keys, queries, keys and values as three linears (concatenated here into `qkv`), the mask tokens

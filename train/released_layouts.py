@@ -1,9 +1,11 @@
 """Reading released V-JEPA checkpoints into this project's key names (train/released.py decides
 and checks the rest).
 
-- V-JEPA 1 `.pth.tar` and V-JEPA 2 / 2.1 `.pt`: `encoder`, `predictor` and `target_encoder` state
+- V-JEPA 1 `.pth.tar` and V-JEPA 2 `.pt`: `encoder`, `predictor` and `target_encoder` state
   dicts; below the DDP and wrapper prefixes (`module.`, `backbone.`) the names are this
   project's (`patch_embed.proj`, `blocks.N.attn.qkv`, `predictor_blocks.N...`, `mask_tokens.i`).
+- V-JEPA 2.1 `.pt` is recognised and refused with what differs (V2_1_KEYS): its model is not
+  V-JEPA 2's under other names (docs/training.md, "V-JEPA 2.1").
 - Hugging Face `VJEPA2Model` safetensors: `encoder.embeddings.patch_embeddings.proj`,
   `encoder.layer.N.{norm1, attention.{query,key,value,proj}, norm2, mlp.fc1, mlp.fc2}`,
   `encoder.layernorm`, `predictor.embeddings.{predictor_embeddings, mask_tokens [n, 1, 1, D]}`,
@@ -71,11 +73,55 @@ def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return clean
 
 
+# V-JEPA 2.1 (facebookresearch/vjepa2, app/vjepa_2_1/models/ and src/hub/backbones.py, read at
+# commit be434e4621e78d7cb176ccbea23c136c2141a42f): the keys only its checkpoints hold, and what
+# each stands for in its model. None has a counterpart in this project's ViT and predictor.
+V2_1_KEYS = {
+    "norms_block.": "four LayerNorms at hierarchical depths instead of one final `norm` (the "
+    "output is the last; its training concatenates all four)",
+    "video_mod_embed": "a learned modality vector added to every video token",
+    "img_mod_embed": "a learned modality vector added to every image token",
+    "patch_embed_img.": "a second patch embedding with 1-frame tubelets, for images",
+    "predictor_proj_context": "a second predictor head, on the context tokens",
+    "predictor_embed.0.": "a predictor that reads the four encoder levels concatenated (an MLP "
+    "4 x width -> width -> predictor width)",
+}
+V2_1_ROPE = (
+    "its RoPE rotates channel pairs (one frequency per pair, not V-JEPA 2's tiled frequencies) "
+    "and rescales height and width positions to the 16 x 16 grid of 256 px (`interpolate_rope`)"
+)
+# The distilled ViT-B / ViT-L keep their teacher-trained EMA encoder under this name.
+V2_1_EMA = "ema_encoder"
+
+
+def refuse_v2_1(path: Path, raw: dict) -> None:
+    """CheckpointError naming every V-JEPA 2.1 key found, when the file is one; else nothing."""
+    found = []
+    for part in (*PARTS, V2_1_EMA):
+        state = raw.get(part)
+        if not isinstance(state, dict):
+            continue
+        keys = [k for k in strip_prefixes(state) if k.startswith(tuple(V2_1_KEYS))]
+        found += [f"{part}.{k}" for k in sorted(keys)]
+    if not found and V2_1_EMA not in raw:
+        return
+    meanings = [why for key, why in V2_1_KEYS.items() if any(f".{key}" in f for f in found)]
+    if V2_1_EMA in raw:
+        meanings.append(f"the encoder to use is `{V2_1_EMA}` (a distilled model), not a target")
+    raise CheckpointError(
+        f"{path} is a V-JEPA 2.1 checkpoint, which this project cannot import yet: its model is "
+        f"not V-JEPA 2's under other names. It has {'; '.join(meanings)}; and {V2_1_ROPE}. "
+        f"V-JEPA 2.1 keys in the file ({len(found)}): {', '.join(found) or 'none'}. "
+        "V-JEPA 1 and V-JEPA 2 files (.pt, or Hugging Face VJEPA2Model) import"
+    )
+
+
 def read_released(path: str | Path) -> ReleasedStates:
     path = Path(path)
     if path.is_dir() or path.suffix == ".safetensors":
         return read_hugging_face(path)
     raw = load_checkpoint(path)
+    refuse_v2_1(path, raw)
     missing = [k for k in PARTS if k not in raw]
     if missing:
         raise CheckpointError(

@@ -13,16 +13,17 @@ can be loaded, so a browser cannot make the server open an arbitrary path.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from decoder.bundle import STARTER_PATH, Bundle, BundleError, load_bundle, without_decoder
-from train.checkpoint import LATEST, load_checkpoint
+from train.checkpoint import LATEST
 from train.config import ConfigError
-from train.pretrained import WEIGHT_DTYPES, cast_weights, models_from_state, resized_config
+from train.pretrained import WEIGHT_DTYPES, cast_weights, resized_config
+from train.streamed_weights import models_from_file
 from workbench.runs import core_runs, is_core_run
 
 BUNDLE_NAME = "bundle.safetensors"
@@ -117,7 +118,7 @@ def opened_with(bundle: Bundle, options: OpenOptions) -> Bundle:
             config = resized_config(bundle.config, options.num_frames, options.img_size)
         except ConfigError as err:  # a BundleError stops the app at start with the reason
             raise BundleError(f"--frames / --img-size: {err}") from None
-        bundle = replace(bundle, config=config)
+        bundle = bundle.with_config(config)
     dtype = WEIGHT_DTYPES[options.weights]
     if dtype != torch.float32:
         # The pixel decoder (a few MB) stays float32: it reads the latents as float32.
@@ -125,11 +126,12 @@ def opened_with(bundle: Bundle, options: OpenOptions) -> Bundle:
     return bundle
 
 
-def load_without_decoder(path: Path) -> Bundle:
-    """A core checkpoint -> its models in a Bundle with no decoder, in eval mode on the CPU."""
-    state = load_checkpoint(path)
+def load_without_decoder(path: Path, dtype: torch.dtype = torch.float32) -> Bundle:
+    """A core checkpoint -> its models in a Bundle with no decoder, in eval mode on the CPU,
+    their weights in `dtype`: read from the file straight into that precision, so a bf16 ViT-L
+    never holds its float32 weights while it opens (train.streamed_weights)."""
     try:
-        pretrained = models_from_state(state)
+        pretrained, state = models_from_file(path, dtype)
     except (KeyError, TypeError, ConfigError) as err:
         raise BundleError(
             f"{path} is not a checkpoint of `python -m train` ({type(err).__name__}: {err}). "
@@ -157,6 +159,8 @@ class BundleRegistry:
         self.extra = model_entry(Path(extra), extra_flag) if extra is not None else None
         # Only the model named on the command line opens with these; the others as they are.
         self.extra_options = (extra_options or OpenOptions()).check()
+        # Models opened from the Model tab's path field, with their options (key -> ...).
+        self._opened: dict[str, tuple[BundleEntry, OpenOptions]] = {}
         self._loaded: dict[str, tuple[int, Bundle]] = {}
         self._lock = threading.Lock()
 
@@ -168,6 +172,7 @@ class BundleRegistry:
         found: list[BundleEntry] = []
         if self.extra is not None and self.extra.path.is_file():
             found.append(self.extra)
+        found += [entry for entry, _ in self._opened.values() if entry.path.is_file()]
         if self.starter.is_file():
             found.append(BundleEntry(str(self.starter), STARTER_LABEL, self.starter))
         if self.runs_dir.is_dir():
@@ -214,16 +219,53 @@ class BundleRegistry:
             cached = self._loaded.get(entry.key)
             if cached is not None and cached[0] == version:
                 return cached[1]
+            options = self.options_for(entry.key)
+            dtype = WEIGHT_DTYPES[options.weights]
             if entry.has_decoder:
-                bundle = load_bundle(entry.path)
+                bundle = load_bundle(entry.path, weight_dtype=dtype)
             else:
-                bundle = load_without_decoder(entry.path)
-            if self.extra is not None and entry.key == self.extra.key:
-                bundle = opened_with(bundle, self.extra_options)
+                bundle = load_without_decoder(entry.path, dtype)
+            bundle = opened_with(bundle, options)
             if len(self._loaded) >= MAX_LOADED:
                 self._loaded.pop(next(iter(self._loaded)))
             self._loaded[entry.key] = (version, bundle)
             return bundle
+
+    def options_for(self, key: str) -> OpenOptions:
+        """How the model under `key` opens: the --model model with the command line's options,
+        every other one as it is."""
+        if self.extra is not None and key == self.extra.key:
+            return self.extra_options
+        if key in self._opened:
+            return self._opened[key][1]
+        return OpenOptions()
+
+    def open_path(self, path: Path, options: OpenOptions, flag: str) -> BundleEntry:
+        """Open a run directory, checkpoint or bundle that the caller has checked may be opened
+        (the Model tab's path field: under the runs folder or a data folder) with `options`,
+        and list it from now on; its entry. BundleError / CheckpointError when it cannot be
+        opened; it is then not listed. Opening a listed file again applies the new options."""
+        options.check()
+        entry = model_entry(path, flag)
+        if self.extra is not None and entry.key == self.extra.key:
+            raise BundleError(
+                "that model was opened with --model when the app started; pick it in the list "
+                "(its options are the command line's)"
+            )
+        with self._lock:
+            previous = self._opened.get(entry.key)
+            self._opened[entry.key] = (entry, options)
+            self._loaded.pop(entry.key, None)  # reopened with these options
+        try:
+            self.load(entry.key)
+        except Exception:
+            with self._lock:
+                if previous is None:
+                    self._opened.pop(entry.key, None)
+                else:
+                    self._opened[entry.key] = previous
+            raise
+        return entry
 
     def identity(self, key: str | None) -> dict[str, Any]:
         """What makes this bundle file this file, for cache keys."""

@@ -1,19 +1,26 @@
 """Model: which model the other tabs use (the committed starter, one of your runs with or
-without a decoder, or the one given with `--model`), and where it came from: its geometry,
-training steps, decoder quality per mask family, the pretraining curves when its run folder is
-here, and the full provenance record. Every number comes with its context (workbench/
+without a decoder, the one given with `--model`, or one opened here from a path under the runs
+or data folders, with the big-model options of the command line), and where it came from: its
+geometry, training steps, decoder quality per mask family, the pretraining curves when its run
+folder is here, and the full provenance record. Every number comes with its context (workbench/
 model_context.py): probe accuracy beside step 0 and chance, the decoder beside the no-learning
 baselines, and the intuitive-physics yardstick on demand beside step 0 and chance 50%."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from decoder.bundle import BundleError
+from train.checkpoint import CheckpointError
 from train.monitor import read_metrics
+from train.pretrained import WEIGHT_DTYPES
+from workbench.bundles import OpenOptions, model_entry
 from workbench.context import AppContext
+from workbench.data_dirs import DataDirs, PathRefused
 from workbench.decoder_hint import decoder_hint
 from workbench.guard import USER_ERRORS, user_errors
 from workbench.model_context import baseline_rows, probe_table, quick_yardstick
@@ -71,6 +78,68 @@ def _rounded(value: Any) -> Any:
     return round(value, 3) if isinstance(value, (int, float)) else ""
 
 
+# How a model opened from the path field is labelled in the list.
+OPENED_HERE = "opened in the Model tab"
+
+
+def model_roots(ctx: AppContext) -> DataDirs:
+    """The folders a path typed in the page may open a model from: the runs folder and the
+    `--data-dir` folders, nothing else on the server."""
+    return DataDirs((ctx.runs_dir.resolve(), *ctx.data_dirs.roots))
+
+
+def model_path(ctx: AppContext, text: str) -> Path:
+    """The run directory, checkpoint or bundle `text` names, resolved; PathRefused when it lies
+    outside the allowed folders or is not there. A relative path is tried from the working
+    folder (`runs/NAME`) and from each allowed folder (`NAME`). Outside the folders, whether
+    the path exists is not told."""
+    roots = model_roots(ctx)
+    text = (text or "").strip()
+    if not text:
+        raise PathRefused(
+            "type the path of a run directory, a checkpoint (.pt) or a bundle (.safetensors) "
+            f"under {roots.describe()}"
+        )
+    typed = Path(text).expanduser()
+    candidates = [typed] if typed.is_absolute() else [Path.cwd() / typed]
+    candidates += [] if typed.is_absolute() else [root / typed for root in roots.roots]
+    inside = [path.resolve() for path in candidates if roots.contains(path)]
+    for path in inside:
+        if path.exists():
+            return path
+    # A link in an allowed folder that leads elsewhere: said so, where it leads is not.
+    if any(_lexically_in(path, roots) and path.exists() for path in candidates):
+        raise PathRefused(
+            f"{text} links to a file outside the folders this app opens models from; the "
+            "app does not read it"
+        )
+    if inside:
+        raise PathRefused(
+            f"{text}: nothing there under {roots.describe()}. Give a run directory, a "
+            "checkpoint (.pt) or a bundle (.safetensors); a released V-JEPA file is imported "
+            "first with `python -m train.released FILE runs/NAME`"
+        )
+    raise PathRefused(
+        f"{text} lies outside the folders this app opens models from ({roots.describe()}): "
+        "put the model in the runs folder (import a released file there with `python -m "
+        "train.released FILE runs/NAME`), or start the app with --data-dir FOLDER"
+    )
+
+
+def _lexically_in(path: Path, roots: DataDirs) -> bool:
+    """Whether `path`, links not followed, lies under one of the folders."""
+    return any(Path(os.path.abspath(path)).is_relative_to(root) for root in roots.roots)
+
+
+def _size(value: float | None) -> int | None:
+    """A size field: empty keeps the model's own; anything else must be a whole number."""
+    if value is None:
+        return None
+    if float(value) != int(value):
+        raise ValueError(f"{value} is not a whole number of frames or pixels")
+    return int(value)
+
+
 class ModelHandlers:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
@@ -126,6 +195,28 @@ class ModelHandlers:
         label = self.ctx.registry.entry(bundle_key).label
         return quick_yardstick(self.ctx.registry.load(bundle_key), label)
 
+    @user_errors
+    def open_path(
+        self, text: str, weights: str | None, frames: float | None, img_size: float | None
+    ) -> Any:
+        """Open the model at the typed path with the big-model options (as `python -m workbench
+        --model PATH --weights W --frames N --img-size S` would) and select it in the list."""
+        options = OpenOptions(weights or "fp32", _size(frames), _size(img_size))
+        path = model_path(self.ctx, text)
+        try:
+            # A run's checkpoint may be a link: what is read must lie in the folders too.
+            if not model_roots(self.ctx).contains(model_entry(path, OPENED_HERE).path):
+                raise PathRefused(
+                    f"{text.strip()} links to a file outside the folders this app opens models "
+                    "from; the app does not read it"
+                )
+            entry = self.ctx.registry.open_path(path, options, OPENED_HERE)
+        except (BundleError, CheckpointError) as err:
+            # The message names the resolved path: name it as the user typed it.
+            message = str(err).replace(f"{OPENED_HERE} {path}", text.strip())
+            raise type(err)(message.replace(str(path), text.strip())) from None
+        return gr.update(choices=self.ctx.registry.choices(), value=entry.key)
+
     def forget_yardstick(self) -> str:
         return NOT_MEASURED
 
@@ -159,9 +250,27 @@ def build(
         collapse = gr.Plot(label="Collapse monitors")
     with gr.Accordion("Provenance", open=False):
         provenance = gr.JSON()
+    with gr.Accordion("Open a model from a path", open=False):
+        gr.Markdown(
+            "A run directory, an imported release (`python -m train.released FILE runs/NAME`), "
+            "a checkpoint (.pt) or a bundle (.safetensors), under the runs folder or a "
+            "`--data-dir` folder. For a big model on a CPU: bf16 weights (half the memory) "
+            "and a smaller clip (fewer frames or pixels: a faster Predict; models without a "
+            "pixel decoder only). Empty sizes keep the model's own."
+        )
+        with gr.Row():
+            path = gr.Textbox(label="Path", placeholder="runs/NAME", scale=3)
+            weights = gr.Radio(list(WEIGHT_DTYPES), value="fp32", label="Weights")
+            frames = gr.Number(None, precision=0, label="Frames")
+            img_size = gr.Number(None, precision=0, label="Image size (px)")
+            open_model = gr.Button("Open", scale=0)
     outputs = [header, summary, quality, loss, collapse, provenance]
     bundle.change(handlers.describe, bundle, outputs, api_name="describe_model")
     refresh.click(handlers.refresh, bundle, bundle, api_visibility="undocumented")
+    # Describe again on success: reopening the listed model with other options keeps its key.
+    open_model.click(
+        handlers.open_path, [path, weights, frames, img_size], bundle, api_name="open_model"
+    ).success(handlers.describe, bundle, outputs, api_visibility="undocumented")
     measure.click(handlers.yardstick, bundle, yardstick, api_name="physics_yardstick")
     bundle.change(handlers.forget_yardstick, None, yardstick, api_visibility="undocumented")
     # Whenever the curves are (re)drawn, on page load too: hide them when there are none.

@@ -15,6 +15,7 @@ from workbench import clip_table
 from workbench.context import AppContext
 from workbench.examples import example_names
 from workbench.masks_ui import PAINTED, PRESET_REPLACES_PAINT
+from workbench.paint_memory import KEPT_NOTE
 from workbench.predict import EDITOR_PX
 from workbench.tab_embeddings import EmbeddingHandlers
 from workbench.tab_features import FeatureHandlers
@@ -57,11 +58,12 @@ def _frames(path):
 
 
 def test_loading_an_example_sets_the_window_and_the_frame_to_paint(loaded):
-    clip_key, description, start, paint_index, _, _, editor = loaded
+    clip_key, description, start, paint_index, _, _, editor, paint = loaded
     assert clip_key and "16 frames of 128x128" in description
     assert start["maximum"] == 16 - 4 and start["value"] == 0  # micro model: 4 frames
     assert paint_index["maximum"] == 3
     assert editor["background"].shape == (EDITOR_PX, EDITOR_PX, 4) and editor["layers"] == []
+    assert paint is None and KEPT_NOTE not in description  # nothing painted yet
 
 
 def test_predict_decodes_inside_the_painted_region_only(ctx, key, loaded):
@@ -231,14 +233,15 @@ def test_pretrain_metrics_follow_the_checkpoint_to_its_run(tmp_path):
 
 def test_train_tick_sends_figures_and_lists_only_when_they_change(ctx):
     handlers = TrainHandlers(ctx)
-    status, loss, _, _, bundles, runs, seen = handlers.tick(None)
+    status, loss, physics, _, _, bundles, runs, seen = handlers.tick(None)
     assert status.startswith("No training yet")
     assert loss.layout.title.text == "Loss" and len(loss.data[0].x) == 0
     assert loss.layout.annotations[0].text == "no data yet"
+    assert physics.layout.annotations[0].text == "no data yet"
     assert [key for _, key in bundles["choices"]] == [ctx.registry.default_key()]
     assert runs["choices"] == []  # the micro bundle has no training run next to it
     again = handlers.tick(seen)
-    assert all(output == gr.skip() for output in again[1:6])
+    assert all(output == gr.skip() for output in again[1:7])
 
 
 def test_a_fresh_app_opens_the_committed_starter_and_predicts(tmp_path):

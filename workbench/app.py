@@ -26,7 +26,7 @@ from workbench import (
 )
 from workbench.clip_table import DataChoice, clip_table
 from workbench.context import AppContext
-from workbench.embed import start_umap_warm_up
+from workbench.maps import start_umap_warm_up
 from workbench.video_io import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("workbench")
@@ -64,7 +64,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         )
         with gr.Tabs():
             with gr.Tab("Predict", id="predict"):
-                predict, shared = tab_predict.build(ctx, bundle)
+                _, shared = tab_predict.build(ctx, bundle)
             with gr.Tab("Features", id="features"):
                 tab_features.build(ctx, bundle, shared)
             with gr.Tab("Physics", id="physics"):
@@ -78,7 +78,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         # A fresh page: describe the model, show the first example ready to paint on.
         hidden = {"api_visibility": "undocumented"}
         demo.load(model.describe, bundle, model_outputs, **hidden)
-        demo.load(predict.load_example, [shared["example"], bundle], shared["loaded"], **hidden)
+        shared["first_load"](demo)
         demo.load(None, js=tab_embeddings.BRIDGE_JS, **hidden)
     return demo
 

@@ -69,22 +69,25 @@ def paint_stroke(page: Page, editor_selector: str = "#mask-editor") -> None:
     time.sleep(0.5)  # the editor commits the stroke to its layer asynchronously
 
 
-def paint_and_predict(page: Page, attempts: int = 3) -> None:
-    """Paint a stroke, press Predict, and wait for the result.
+def wait_for_editor(page: Page) -> None:
+    """Wait until the ImageEditor is not reloading (the page locks it while a new clip, window
+    or frame is laid in, so that no stroke lands on a picture about to be replaced)."""
+    page.wait_for_selector("#mask-editor:not([data-reloading])")
 
-    The editor swaps in a newly loaded clip's frame a moment after the page says the clip is
-    loaded, and the swap clears any paint; then Predict answers "nothing is painted", and the
-    stroke is painted again, as a person would.
-    """
+
+def paint_and_predict(page: Page, attempts: int = 3) -> None:
+    """Paint a stroke once the editor is ready, press Predict, and wait for the result.
+
+    On a busy machine the editor can still be setting up a new picture's canvas when it is
+    unlocked, and a stroke then misses; Predict says "nothing is painted" beside the results,
+    and the stroke is painted again, as a person would."""
     done = page.locator("#predict-summary:has-text('Masked')")
-    refused = page.get_by_text("nothing is painted").first
+    refused = page.locator("#predict-status")
     for _ in range(attempts):
+        wait_for_editor(page)
         paint_stroke(page)
         page.click("#predict-button")
-        done.or_(refused).wait_for()
-        if done.is_visible():
+        done.or_(refused).first.wait_for()
+        if not refused.is_visible():
             return
-        for close in page.locator(".toast-close").all():  # dismiss the refusal, then retry
-            close.click()
-        refused.wait_for(state="hidden")
     raise RuntimeError(f"Predict still saw no paint after {attempts} strokes")

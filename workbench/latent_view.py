@@ -25,6 +25,7 @@ from decoder.render import HIDDEN_COLOUR, OUTLINE_COLOUR, masked_surprise, outli
 from train.data import normalize_clip
 from train.objectives import build_objective, target_tokens
 from workbench.features import fit_pca, token_map_to_frames
+from workbench.surprise_map import token_errors
 
 # Outside the mask the target colours are shown at this brightness: context, not the answer.
 CONTEXT_BRIGHTNESS = 0.35
@@ -41,6 +42,7 @@ class LatentView:
     token_mask: np.ndarray  # bool [T', H', W']
     surprise: np.ndarray  # float32 [T]: per frame, NaN for frames with no masked token
     surprise_per_step: np.ndarray  # float32 [T']
+    token_errors: np.ndarray  # float32 [T', H', W']: per masked token, NaN where seen
     mask_index: int
     explained: np.ndarray  # float [3]: share of the target latents' variance per colour
 
@@ -107,6 +109,7 @@ def latent_view(
         token_mask=mask.numpy(),
         surprise=per_frame.numpy().astype(np.float32),
         surprise_per_step=per_step.numpy().astype(np.float32),
+        token_errors=token_errors(predicted, target, masks.target_idx, geometry.grid),
         mask_index=int(mask_index),
         explained=projection.explained,
     )

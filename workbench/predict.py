@@ -4,7 +4,8 @@ The surprise curve carries the same model's step-0 surprise on the same clip and
 reference (workbench/step0.py); a model with a decoder also gets the comparison row (the decoded
 target latents and the mean-colour fill, workbench/comparison.py). A model without a decoder
 shows its predicted and target latents in PCA colours instead (workbench/latent_view.py), with a
-note on fitting a decoder.
+note on fitting a decoder. Both show the surprise heatmap: each masked token's error over the
+frames (workbench/surprise_map.py).
 
     window = clip_window(video.frames, start=0, step=1, num_frames=bundle.num_frames)
     shown = predict(bundle, window, MaskChoice(), editor_value)   # or MaskChoice("causal")
@@ -38,6 +39,7 @@ from workbench.masks_ui import (
 from workbench.paths import new_output_path
 from workbench.plots import surprise_figure
 from workbench.step0 import untrained_surprise
+from workbench.surprise_map import error_scale, heatmap_frames, model_token_errors
 from workbench.video_io import write_mp4
 
 VIDEO_PX = 256  # shown videos are enlarged to about this size
@@ -97,12 +99,6 @@ def paint_frame(bundle: Bundle, window: np.ndarray, index: int) -> np.ndarray:
     return np.asarray(image)
 
 
-def editor_value(frame: np.ndarray) -> dict[str, Any]:
-    """A fresh ImageEditor value (RGBA, no paint yet) showing `frame`."""
-    rgba = np.concatenate([frame, np.full((*frame.shape[:2], 1), 255, np.uint8)], axis=-1)
-    return {"background": rgba, "layers": [], "composite": rgba}
-
-
 @dataclass
 class Prediction:
     rendered: Rendered | LatentView  # LatentView: the model has no decoder
@@ -112,7 +108,15 @@ class Prediction:
     strip: np.ndarray
     surprise: go.Figure  # the trained model's curve, and the step-0 one dashed
     summary: str
+    token_errors: np.ndarray  # float32 [T', H', W']: each masked token's surprise, NaN where seen
+    heatmap: np.ndarray  # uint8 [T, H, W, 3]: token_errors over the frames, on heatmap_scale
+    heatmap_scale: float  # the error shown brightest: the largest one
+    untrained: np.ndarray  # float32 [T]: the step-0 surprise per frame, the curve's reference
     comparison: Comparison | None = None  # None: the model has no decoder
+
+    @property
+    def mean_surprise(self) -> float:
+        return float(np.nanmean(self.rendered.surprise))
 
 
 def predict(
@@ -122,30 +126,56 @@ def predict(
     editor: dict[str, Any] | None,
     frame_numbers: list[int] | None = None,
     progress: Progress = _no_progress,
+    write_videos: bool = True,
 ) -> Prediction:
     """Decode the model's prediction under the chosen mask for a window of frames (without a
-    decoder: show its latents, see `predict_latents`); `progress` hears of each stage."""
+    decoder: show its latents, see `predict_latents`); `progress` hears of each stage.
+    `write_videos=False` leaves `videos` empty (a comparison shows frames only)."""
     mask, mask_index = token_mask(bundle, choice, editor)
     # Said, not silent: a preset ignores what was painted.
     replaced = choice.source != PAINTED and has_paint(editor)
     note = f" Note: {PRESET_REPLACES_PAINT}." if replaced else ""
+    return predict_masked(
+        bundle, window, mask, mask_index, frame_numbers, progress, note, write_videos
+    )
+
+
+def predict_masked(
+    bundle: Bundle,
+    window: np.ndarray,
+    mask: Any,
+    mask_index: int,
+    frame_numbers: list[int] | None = None,
+    progress: Progress = _no_progress,
+    note: str = "",
+    write_videos: bool = True,
+) -> Prediction:
+    """`predict` under a token mask [T', H', W'] already built (two models compared share one);
+    `note` follows the sentence on the mask."""
     if not bundle.has_decoder:
-        return predict_latents(bundle, window, mask, mask_index, frame_numbers, progress, note)
+        return predict_latents(
+            bundle, window, mask, mask_index, frame_numbers, progress, note, write_videos
+        )
     clip = bundle.fit_clip(window)
     progress(*PREDICTING)
     rendered = render_prediction(bundle, clip, mask, mask_index)
     progress(*REFERENCE)
     untrained = untrained_surprise(bundle, clip, rendered.token_mask, rendered.mask_index)
+    errors = model_token_errors(bundle, clip, rendered.token_mask, rendered.mask_index)
     progress(*WRITING)
     shown = {
         "original": rendered.original,
         "masked": rendered.masked,
         "prediction": rendered.composited,
     }
-    videos = {
-        name: write_mp4(enlarge(frames, VIDEO_PX), new_output_path(name, ".mp4"), PLAYBACK_FPS)
-        for name, frames in shown.items()
-    }
+    videos = (
+        {
+            name: write_mp4(enlarge(frames, VIDEO_PX), new_output_path(name, ".mp4"), PLAYBACK_FPS)
+            for name, frames in shown.items()
+        }
+        if write_videos
+        else {}
+    )
     summary = (
         f"{_masked_sentence(bundle, rendered.token_mask, rendered.mask_index)}{note} "
         f"{_surprise_sentence(rendered.surprise, untrained)}"
@@ -156,8 +186,20 @@ def predict(
         strip=strip(list(shown.values()), STRIP_PX),
         surprise=surprise_figure(rendered.surprise, frame_numbers, untrained),
         summary=summary,
+        **_heatmap(bundle, rendered.original, errors),
+        untrained=untrained,
         comparison=compare(bundle, clip, rendered),
     )
+
+
+def _heatmap(bundle: Bundle, frames: np.ndarray, errors: np.ndarray) -> dict[str, Any]:
+    """Prediction's heatmap fields, on the scale of its own largest error."""
+    scale = error_scale(errors)
+    return {
+        "token_errors": errors,
+        "heatmap": heatmap_frames(frames, errors, bundle.geometry, scale),
+        "heatmap_scale": scale,
+    }
 
 
 def _masked_sentence(bundle: Bundle, token_mask: np.ndarray, mask_index: int) -> str:
@@ -186,6 +228,7 @@ def predict_latents(
     frame_numbers: list[int] | None = None,
     progress: Progress = _no_progress,
     note: str = "",
+    write_videos: bool = True,
 ) -> Prediction:
     """The decoder-free view: the "prediction" video shows the target latents (left) and the
     predicted latents (right) of the masked region in the same PCA colours. `note` follows the
@@ -202,10 +245,14 @@ def predict_latents(
         "masked": enlarge(view.masked, VIDEO_PX),
         "prediction": pair,
     }
-    videos = {
-        name: write_mp4(frames, new_output_path(name, ".mp4"), PLAYBACK_FPS)
-        for name, frames in shown.items()
-    }
+    videos = (
+        {
+            name: write_mp4(frames, new_output_path(name, ".mp4"), PLAYBACK_FPS)
+            for name, frames in shown.items()
+        }
+        if write_videos
+        else {}
+    )
     explained = ", ".join(f"{share:.0%}" for share in view.explained)
     summary = (
         f"**This model has no pixel decoder**, so the prediction is shown as latents: left the "
@@ -222,4 +269,6 @@ def predict_latents(
         strip=strip(rows, STRIP_PX),
         surprise=surprise_figure(view.surprise, frame_numbers, untrained),
         summary=summary,
+        **_heatmap(bundle, view.original, view.token_errors),
+        untrained=untrained,
     )

@@ -14,14 +14,19 @@ import pytest
 import yaml
 
 from conftest import MICRO
+from decoder.starter import STARTER_RECIPE
 from train.checkpoint import load_checkpoint
 from train.config import ConfigError, load_config, to_dict
 from train.monitor import read_metrics
 from workbench.bundles import BundleRegistry
 from workbench.context import AppContext
-from workbench.tab_train import TrainHandlers
-from workbench.training import (
+from workbench.jobs import (
+    DEFAULT_STEPS,
     ETA_MAX_CHANGE,
+    PHYSICS_RECIPE,
+    PHYSICS_SETS_PER_LAW,
+    RECIPES,
+    STRATEGIES,
     Job,
     JobManager,
     TrainRequest,
@@ -34,6 +39,8 @@ from workbench.training import (
     step_intervals,
     train_overrides,
 )
+from workbench.tab_train import TrainHandlers
+from workbench.train_curves import PHYSICS_KEY, physics_points
 
 pytestmark = pytest.mark.xdist_group("workbench_training")
 
@@ -56,16 +63,70 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 
 def test_overrides_fit_the_preset_to_a_short_run(tmp_path):
-    overrides = train_overrides(TrainRequest(steps=20, strategy="causal", lr=5e-5), tmp_path)
+    overrides = train_overrides(TrainRequest(steps=20, recipe="causal", lr=5e-5), tmp_path)
     assert "optim.warmup_steps=2" in overrides  # tiny_cpu warms up for 40 steps
     assert "optim.start_lr=5e-05" in overrides  # the warm-up must not start above the peak
     assert "mask.causal_context_frames=4" in overrides  # half of tiny_cpu's 8 frames
     assert "monitor.online_probe_every=10" in overrides
     assert f"out={tmp_path}" in overrides
-    with pytest.raises(ConfigError, match="masking strategy"):
-        train_overrides(TrainRequest(strategy="sideways"), tmp_path)
+    with pytest.raises(ConfigError, match="recipe 'sideways': choose one of physics"):
+        train_overrides(TrainRequest(recipe="sideways"), tmp_path)
+    with pytest.raises(ConfigError, match="recipe 'sideways'"):
+        JobManager(tmp_path).start_training(TrainRequest(recipe="sideways"))
     with pytest.raises(ConfigError, match="optim.lr must be a number"):
         train_overrides(TrainRequest(lr="fast"), tmp_path)  # type: ignore[arg-type]
+
+
+def recipe_settings(overrides: list[str]) -> tuple[str, str, int | None]:
+    """(positions, mask strategy, causal context frames or None) of a run started with these
+    overrides on tiny_cpu, as the core's config loader reads them."""
+    cfg = load_config("tiny_cpu", overrides)
+    context = cfg.mask.causal_context_frames if cfg.mask.strategy == "causal" else None
+    return cfg.model.positions, cfg.mask.strategy, context
+
+
+def test_each_recipe_passes_its_positions_and_masks(tmp_path):
+    expected = {
+        "physics": ("rope", "causal", 4),  # the starter's: the first 4 frames predict the last 4
+        "multiblock": ("sincos", "multiblock", None),
+        "random_tube": ("sincos", "random_tube", None),
+        "causal": ("sincos", "causal", 4),
+    }
+    assert set(RECIPES) == set(expected)
+    assert {recipe.strategy for recipe in RECIPES.values()} == set(STRATEGIES)
+    for name, settings in expected.items():
+        overrides = train_overrides(TrainRequest(recipe=name), tmp_path)
+        assert recipe_settings(overrides) == settings, name
+        assert ("model.positions=rope" in overrides) == (name == "physics")
+    # The tab's default is the recipe that learns physics, the starter's own.
+    assert TrainRequest().recipe == PHYSICS_RECIPE == "physics"
+    starter = [o for o in STARTER_RECIPE if o.startswith(("model.", "mask."))]
+    assert recipe_settings(starter) == expected["physics"]
+    # The sin-cos recipes keep the preset's own positions (vits16's uniform split, say).
+    preset = micro_preset(tmp_path, "model.positions=sincos_uniform")
+    kept = train_overrides(TrainRequest(preset, recipe="multiblock"), tmp_path)
+    assert load_config(preset, kept).model.positions == "sincos_uniform"
+    physics = train_overrides(TrainRequest(preset), tmp_path)
+    assert load_config(preset, physics).model.positions == "rope"
+
+
+def test_the_physics_yardstick_is_on_about_every_minute_of_the_default_run(tmp_path):
+    overrides = train_overrides(TrainRequest(), tmp_path)
+    cfg = load_config("tiny_cpu", overrides)
+    assert cfg.steps == DEFAULT_STEPS == 300
+    # Step 1, then every 50 steps (about a minute at 1.1-1.8 s a step), and the last step.
+    assert cfg.monitor.physics_every == 50
+    assert cfg.monitor.physics_pairs_per_law == PHYSICS_SETS_PER_LAW == 8
+    off = train_overrides(TrainRequest(physics_monitor=False), tmp_path)
+    assert load_config("tiny_cpu", off).monitor.physics_every == 0
+
+
+def test_the_estimate_counts_only_runs_with_the_recipes_positions(tmp_path):
+    runs = tmp_path / "runs"
+    write_measured_run(runs, "sincos", "tiny_cpu", [2.0] * 30)
+    assert "**sincos**" in estimate_text(runs, "tiny_cpu", 300, "multiblock")
+    text = estimate_text(runs, "tiny_cpu", 300, PHYSICS_RECIPE)
+    assert "No `tiny_cpu` run with these positions has been measured" in text
 
 
 def test_run_names_are_checked(tmp_path):
@@ -95,6 +156,27 @@ def test_training_then_decoder_fit_gives_a_selectable_bundle(tmp_path):
     labels = [label for label, _ in BundleRegistry(tmp_path / "runs").choices()]
     assert "run: micro/decoder" in labels
     assert (run / "train.log").read_text().startswith("$ ")
+
+
+@pytest.mark.slow
+def test_the_default_recipe_trains_and_logs_the_physics_yardstick(tmp_path):
+    """A real micro training through the tab's path with the default recipe: RoPE and causal
+    masks in its config, and the matched-set accuracy in its metrics log, which the tab's
+    curve draws."""
+    jobs = JobManager(tmp_path / "runs")
+    request = TrainRequest(micro_preset(tmp_path), steps=3, name="physics", online_probe=False)
+    request.fit_decoder = False
+    job = jobs.start_training(request)
+    assert job.physics_every == 1  # a sixth of 3 steps, at least every step
+    assert jobs.wait(240) == 0, job.log_tail()
+    cfg = load_config(str(job.run_dir / "config.yaml"), [])
+    assert (cfg.model.positions, cfg.mask.strategy) == ("rope", "causal")
+    assert cfg.mask.causal_context_frames == 2  # half of the micro model's 4 frames
+    records = read_metrics(job.run_dir / "metrics.jsonl")
+    measured = [(r["step"], r[PHYSICS_KEY]) for r in records if PHYSICS_KEY in r]
+    assert [step for step, _ in measured] == [1, 2, 3]
+    assert all(0.0 <= value <= 1.0 for _, value in measured)
+    assert physics_points(records) == tuple(map(list, zip(*measured, strict=True)))
 
 
 @pytest.mark.slow
@@ -189,6 +271,32 @@ def test_the_eta_counts_down_between_records_and_uses_measured_steps(tmp_path):
     assert "about 3 min left" in describe(job, records)
 
 
+def test_the_physics_measurements_are_timed_apart_from_the_steps(tmp_path):
+    # 2 s a step; the yardstick at step 1 and every 10 steps takes 60 s more, which the loop
+    # spends after writing the step's record (its elapsed_s is taken before the monitors).
+    elapsed, records = 30.0, []
+    for step in range(1, 22):
+        elapsed += 2.0
+        record = {"step": step, "loss": 1.0, "elapsed_s": elapsed}
+        if step == 1 or step % 10 == 0:
+            record["physics"] = record["physics_matched"] = 0.5
+            elapsed += 60.0
+        records.append(record)
+    job = Job("train", tmp_path, tmp_path, [], None, tmp_path / "train.log", 0.0, 100)
+    job.physics_every = 10
+    # 79 steps at 2 s, and 8 measurements to come (30, 40, ..., 100) at 60 s each.
+    assert remaining_seconds(job, records) == pytest.approx(79 * 2.0 + 8 * 60.0)
+    assert step_intervals(records, after_physics=True) == [(1, 62.0)] * 3
+    # Right after the first measurement nothing typical is timed yet: no estimate, rather
+    # than one 30 times too long.
+    assert remaining_seconds(job, records[:2]) is None
+    assert remaining_seconds(job, records[:3]) == pytest.approx(97 * 2.0 + 10 * 60.0)
+    # Smoothed together with the steps, the first measurement sets off the estimate at 62 s a
+    # step, and it is still twice too long 20 steps later.
+    job.physics_every = 0
+    assert remaining_seconds(job, records) > 1.5 * (79 * 2.0 + 8 * 60.0)
+
+
 def test_the_log_cadence_gives_a_curve_point_every_few_seconds():
     assert log_cadence(None, 450) == 1  # nothing measured yet: every step
     assert log_cadence(2.6, 450) == 1
@@ -200,12 +308,14 @@ def test_the_log_cadence_gives_a_curve_point_every_few_seconds():
     assert load_config("tiny_cpu", overrides).monitor.log_every == 6
 
 
-def write_measured_run(runs, name: str, preset: str, step_times: list[float]) -> Path:
+def write_measured_run(
+    runs, name: str, preset: str, step_times: list[float], *overrides: str
+) -> Path:
     """A run folder as `python -m train` leaves it, with these step times in its metrics."""
     run = runs / name
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "latest.pt").write_bytes(b"not read")
-    config = to_dict(load_config(preset, [f"out={run}"]))
+    config = to_dict(load_config(preset, [f"out={run}", *overrides]))
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     lines = [json.dumps(r) for r in records_of(step_times)]
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
@@ -214,16 +324,16 @@ def write_measured_run(runs, name: str, preset: str, step_times: list[float]) ->
 
 def test_the_estimate_before_start_is_measured_on_this_machine(tmp_path):
     runs = tmp_path / "runs"
-    assert "No `tiny_cpu` run has been measured" in estimate_text(runs, "tiny_cpu", 450)
-    write_measured_run(runs, "earlier", "tiny_cpu", [2.0] * 30)
+    assert "No `tiny_cpu` run with these positions" in estimate_text(runs, "tiny_cpu", 450)
+    write_measured_run(runs, "earlier", "tiny_cpu", [2.0] * 30, "model.positions=rope")
     text = estimate_text(runs, "tiny_cpu", 450)
     assert "2.00 s a step" in text and "**earlier**" in text
     assert "450 steps take about 15 min" in text
     # A run of another model size says nothing about this preset's steps.
-    assert "No `vits16` run has been measured" in estimate_text(runs, "vits16", 450)
+    assert "No `vits16` run with these positions" in estimate_text(runs, "vits16", 450)
 
     # The measured time also sets the curves' cadence of the next run.
-    write_measured_run(runs, "quick", "tiny_cpu", [0.5] * 30)
+    write_measured_run(runs, "quick", "tiny_cpu", [0.5] * 30, "model.positions=rope")
     jobs = JobManager(runs)
     started = []
     jobs._start = lambda *args, **kwargs: started.append(args)  # no child in this test

@@ -11,7 +11,7 @@ from decoder.bundle import STARTER_PATH
 from workbench.bundles import BundleRegistry, OpenOptions
 from workbench.clip_store import ClipStore
 from workbench.data_dirs import DataDirs
-from workbench.training import JobManager
+from workbench.jobs import JobManager
 
 
 @dataclass

@@ -44,6 +44,13 @@ STRATEGIES: tuple[str, ...] = get_args(MaskStrategy)
 DECODER_DIR = "decoder"
 DEFAULT_DECODER_STEPS = 300
 ONLINE_PROBE_CLIPS = 256
+# The intuitive-physics yardstick during a run (train/eval/physics.py): this many matched sets
+# per law (4 laws), measured at step 1, then every sixth of the run and at the last step: about
+# a point a minute at the default length. 32 sets cost about as much as 5-6 training steps of
+# the teaching preset (measured in the tab's own run, see tab_train); 64 would double that for
+# an interval half as wide.
+PHYSICS_SETS_PER_LAW = 8
+PHYSICS_POINTS = 6
 LOG_TAIL_LINES = 12
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
 JobKind = Literal["train", "decoder"]
@@ -62,42 +69,78 @@ ETA_WEIGHT = 0.1
 ETA_MAX_CHANGE = 1.25
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What a run trains with on top of its preset: positions and masks."""
+
+    label: str  # what the Train tab shows
+    positions: str | None  # model.positions; None: the preset's own
+    strategy: str  # mask.strategy
+
+
+# The recipe that learns intuitive physics in minutes on a CPU (decoder.starter's, docs/results.md
+# "3-D RoPE is the lever"): rotary positions, the first half of the clip predicting the rest.
+# The others keep the preset's positions (sin-cos tables in tiny_cpu) with each masking
+# strategy: with those, the yardstick does not rise within a teaching run's minutes.
+PHYSICS_RECIPE = "physics"
+RECIPES: dict[str, Recipe] = {
+    PHYSICS_RECIPE: Recipe(
+        "physics recipe: 3-D RoPE + causal masks (the starter's)", "rope", "causal"
+    ),
+    "multiblock": Recipe(
+        "preset positions (sin-cos) + multi-block masks (the paper's)", None, "multiblock"
+    ),
+    "random_tube": Recipe("preset positions (sin-cos) + random tubes", None, "random_tube"),
+    "causal": Recipe("preset positions (sin-cos) + causal masks", None, "causal"),
+}
+DEFAULT_STEPS = 300
+
+
 @dataclass
 class TrainRequest:
     preset: str = "tiny_cpu"
-    steps: int = 450
-    strategy: str = "multiblock"
+    steps: int = DEFAULT_STEPS
+    recipe: str = PHYSICS_RECIPE  # a key of RECIPES
     lr: float = 5e-4
     name: str = ""
     online_probe: bool = True
     fit_decoder: bool = True
     decoder_steps: int = DEFAULT_DECODER_STEPS
+    physics_monitor: bool = True  # the matched-set yardstick during the run
 
 
 # ---------------------------------------------------------------------------- step times
 
 
+def measured_physics(record: dict[str, Any]) -> bool:
+    """Whether the loop ran the physics yardstick after this record's step. The record's
+    `elapsed_s` is taken before the monitors, so the yardstick's time (tens of steps' worth)
+    falls into the interval that follows it."""
+    return "physics" in record
+
+
 def step_intervals(
-    records: Iterable[dict[str, Any]], after_step: int = 0
+    records: Iterable[dict[str, Any]], after_step: int = 0, after_physics: bool | None = None
 ) -> list[tuple[int, float]]:
     """(steps, seconds) between consecutive logged records after `after_step`, from their
     `elapsed_s`. The first record of each session only anchors the next interval: its time
     holds the set-up and first allocations, not a typical step. A resumed run restarts
     `elapsed_s` at 0, so where it goes back a new session starts. With one record only, its
-    own time is all there is."""
+    own time is all there is. `after_physics` True / False keeps only the intervals that
+    follow a physics measurement / that do not (None: all, and the one-record fallback)."""
     intervals: list[tuple[int, float]] = []
     first: tuple[int, float] | None = None
-    previous: tuple[int, float] | None = None
+    previous: tuple[int, float, bool] | None = None
     for record in records:
         step, elapsed = int(record.get("step", 0)), record.get("elapsed_s")
         if step <= after_step or elapsed is None:
             continue
         if previous is None or elapsed < previous[1] or step <= previous[0]:
             first = first or (step - after_step, float(elapsed))
-        else:
+        elif after_physics is None or after_physics == previous[2]:
             intervals.append((step - previous[0], elapsed - previous[1]))
-        previous = (step, float(elapsed))
-    if not intervals and first is not None:
+        previous = (step, float(elapsed), measured_physics(record))
+    if not intervals and first is not None and after_physics is None:
         return [first]
     return intervals
 
@@ -153,11 +196,14 @@ class StepTime:
     run_name: str  # the run it was measured in
 
 
-def measured_step_time(runs_dir: Path, preset: str) -> StepTime | None:
+def measured_step_time(
+    runs_dir: Path, preset: str, recipe: str = PHYSICS_RECIPE
+) -> StepTime | None:
     """The wall time per step (monitors included) of the newest run under `runs_dir` whose
-    steps cost what the preset's do, or None when no such run has logged two steps."""
+    steps cost what the preset's do with this recipe's positions, or None when no such run has
+    logged two steps."""
     try:
-        preset_config = to_dict(load_config(preset, []))
+        preset_config = to_dict(load_config(preset, recipe_model_overrides(recipe)))
     except ConfigError:
         return None
     runs = [run for run in core_runs(runs_dir) if (run / "metrics.jsonl").is_file()]
@@ -180,13 +226,16 @@ def duration_text(seconds: float) -> str:
     return f"about {seconds / 3600:.1f} h"
 
 
-def estimate_text(runs_dir: Path, preset: str, steps: int | None) -> str:
+def estimate_text(
+    runs_dir: Path, preset: str, steps: int | None, recipe: str = PHYSICS_RECIPE
+) -> str:
     """What the tab promises before Start: a duration measured on this machine, or none."""
-    measured = measured_step_time(Path(runs_dir), preset)
+    measured = measured_step_time(Path(runs_dir), preset, recipe)
     if measured is None:
+        what = "with these positions " if recipe_model_overrides(recipe) else ""
         return (
-            f"No `{preset}` run has been measured on this machine yet: the time left appears "
-            "once the first steps are logged."
+            f"No `{preset}` run {what}has been measured on this machine yet: the time left "
+            "appears once the first steps are logged."
         )
     rate = measured.seconds_per_step
     text = f"`{preset}` took {rate:.2f} s a step on this machine (run **{measured.run_name}**)"
@@ -212,14 +261,32 @@ def checkpoint_step(run_dir: Path) -> int:
         ) from None
 
 
+def _recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ConfigError(f"recipe {name!r}: choose one of {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def recipe_model_overrides(name: str) -> list[str]:
+    """The recipe's overrides that change what a step costs (the model's positions); an
+    unknown recipe changes nothing here (train_overrides reports it)."""
+    positions = RECIPES[name].positions if name in RECIPES else None
+    return [f"model.positions={positions}"] if positions else []
+
+
+def physics_every(steps: int) -> int:
+    """`monitor.physics_every`: PHYSICS_POINTS points after the one at step 1 (the loop also
+    measures the last step)."""
+    return max(1, steps // PHYSICS_POINTS)
+
+
 def train_overrides(
     request: TrainRequest, run_dir: Path, log_every: int | None = None
 ) -> list[str]:
     """`key=value` overrides for `python -m train PRESET ...`, checked by the core's config
     loader here, so a bad value is reported in the app instead of in a child's log.
     `log_every` sets how often the curves get a point (see log_cadence)."""
-    if request.strategy not in STRATEGIES:
-        raise ConfigError(f"masking strategy {request.strategy!r}: choose {', '.join(STRATEGIES)}")
+    recipe = _recipe(request.recipe)
     steps = int(request.steps)
     if steps < 1:
         raise ConfigError(f"steps={steps} must be at least 1")
@@ -228,7 +295,8 @@ def train_overrides(
     lr = preset.optim.lr
     overrides = [
         f"steps={steps}",
-        f"mask.strategy={request.strategy}",
+        *recipe_model_overrides(request.recipe),
+        f"mask.strategy={recipe.strategy}",
         f"optim.lr={lr}",
         f"out={run_dir}",
     ]
@@ -239,8 +307,8 @@ def train_overrides(
         overrides.append(f"optim.warmup_steps={steps // 10}")
     if preset.optim.start_lr > lr:
         overrides.append(f"optim.start_lr={lr}")
-    if request.strategy == "causal":
-        # The model sees the first half of the clip and predicts the rest.
+    if recipe.strategy == "causal":
+        # The model sees the first half of the clip and predicts the rest (the starter's 4 of 8).
         model = preset.model
         half = model.num_frames // 2 // model.tubelet_size * model.tubelet_size
         overrides.append(f"mask.causal_context_frames={max(half, model.tubelet_size)}")
@@ -249,6 +317,11 @@ def train_overrides(
         overrides += [
             f"monitor.online_probe_every={every}",
             f"monitor.online_probe_clips={ONLINE_PROBE_CLIPS}",
+        ]
+    if request.physics_monitor:
+        overrides += [
+            f"monitor.physics_every={physics_every(steps)}",
+            f"monitor.physics_pairs_per_law={PHYSICS_SETS_PER_LAW}",
         ]
     load_config(request.preset, overrides)  # raises ConfigError naming the key
     return overrides
@@ -266,6 +339,7 @@ class Job:
     total_steps: int
     then_fit_decoder: int | None = None  # decoder steps to run after a training, or None
     start_step: int = 0  # the checkpoint's step a resumed job starts from
+    physics_every: int = 0  # the run's monitor.physics_every (0: no yardstick), for the ETA
     log_offset: int = 0  # where this job's output starts in its log (a resume appends)
     stop_requested: bool = False
     returncode: int | None = None
@@ -322,7 +396,8 @@ class JobManager:
     # ------------------------------------------------------------------------ starting
 
     def start_training(self, request: TrainRequest) -> Job:
-        name = request.name.strip() or f"{request.preset}-{request.strategy}-" + time.strftime(
+        _recipe(request.recipe)  # an unknown recipe is named as such, not as a bad run name
+        name = request.name.strip() or f"{request.preset}-{request.recipe}-" + time.strftime(
             "%Y%m%d-%H%M%S"
         )
         if not RUN_NAME.fullmatch(name):
@@ -339,13 +414,16 @@ class JobManager:
             # checkpoint: its lock says so. The child takes the lock itself for its whole run.
             with RunLock(run_dir):
                 pass
-        measured = measured_step_time(self.runs_dir, request.preset)
+        measured = measured_step_time(self.runs_dir, request.preset, request.recipe)
         seconds_per_step = measured.seconds_per_step if measured is not None else None
         log_every = log_cadence(seconds_per_step, int(request.steps))
         overrides = train_overrides(request, run_dir, log_every)
         command = [self.python, "-m", "train", request.preset, *overrides]
         then = int(request.decoder_steps) if request.fit_decoder else None
-        return self._start("train", run_dir, run_dir, command, int(request.steps), then)
+        physics = physics_every(int(request.steps)) if request.physics_monitor else 0
+        return self._start(
+            "train", run_dir, run_dir, command, int(request.steps), then, physics_every=physics
+        )
 
     def resume_training(self, run_dir: str | Path, then_fit_decoder: int | None = None) -> Job:
         """Continue a stopped run from its checkpoint (`resume=true`) with the config it was
@@ -373,7 +451,14 @@ class JobManager:
         cfg = load_config(str(config_path), overrides)  # raises ConfigError naming the key
         command = [self.python, "-m", "train", str(config_path), *overrides]
         return self._start(
-            "train", run_dir, run_dir, command, cfg.steps, then_fit_decoder, start_step=done
+            "train",
+            run_dir,
+            run_dir,
+            command,
+            cfg.steps,
+            then_fit_decoder,
+            start_step=done,
+            physics_every=cfg.monitor.physics_every,
         )
 
     @property
@@ -423,6 +508,7 @@ class JobManager:
         total_steps: int,
         then_fit_decoder: int | None,
         start_step: int = 0,
+        physics_every: int = 0,
     ) -> Job:
         with self._lock:
             self._poll_locked()
@@ -453,6 +539,7 @@ class JobManager:
                 total_steps=total_steps,
                 then_fit_decoder=then_fit_decoder,
                 start_step=start_step,
+                physics_every=physics_every,
                 log_offset=log_offset,
             )
             return self.current
@@ -520,13 +607,38 @@ def remaining_seconds(
     the time already spent since the last record (so it counts down between records instead
     of standing still). None before anything is measured."""
     step = int(records[-1].get("step", 0)) if records else 0
-    seconds_per_step = smoothed_seconds_per_step(step_intervals(records, job.start_step))
+    if not job.physics_every:
+        seconds_per_step = smoothed_seconds_per_step(step_intervals(records, job.start_step))
+        extra = 0.0
+    else:
+        # The yardstick's measurements are far slower than a step: smoothed with the steps,
+        # one of them would throw the estimate around. Steps and measurements are timed apart.
+        plain = step_intervals(records, job.start_step, after_physics=False)
+        seconds_per_step = smoothed_seconds_per_step(plain)
+        if seconds_per_step is None and any(r.get("elapsed_s") is not None for r in records):
+            return None  # only a measurement timed so far: no typical step yet
+        extra = _physics_seconds_left(job, records, step, seconds_per_step or 0.0)
     if seconds_per_step is None:
         if step <= job.start_step:
             return None
         # Records without elapsed_s: the job's wall time so far, set-up included.
         seconds_per_step = (time.time() - job.started) / (step - job.start_step)
-    return max(0.0, (job.total_steps - step) * seconds_per_step - since_last_record)
+    return max(0.0, (job.total_steps - step) * seconds_per_step + extra - since_last_record)
+
+
+def _physics_seconds_left(
+    job: Job, records: list[dict[str, Any]], step: int, seconds_per_step: float
+) -> float:
+    """The time of the physics measurements still to come (at multiples of physics_every and
+    the last step, as the loop schedules them), at the mean time the run's own measurements
+    took beyond their steps; 0 before one is timed."""
+    timed = step_intervals(records, job.start_step, after_physics=True)
+    if not timed:
+        return 0.0
+    each = sum(max(0.0, s - n * seconds_per_step) for n, s in timed) / len(timed)
+    every, total = job.physics_every, job.total_steps
+    to_come = total // every - step // every + (total % every != 0 and step < total)
+    return each * max(0, to_come)
 
 
 def describe(job: Job, records: list[dict[str, Any]], since_last_record: float = 0.0) -> str:

@@ -10,7 +10,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from workbench import clip_table, embed, tab_embeddings
+from workbench import clip_table, maps, tab_embeddings
 from workbench.__main__ import main, parse_args
 from workbench.app import build_app, launch
 from workbench.context import AppContext
@@ -30,7 +30,7 @@ def served(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("app")
     patch.setattr(clip_table, "FEATURE_CACHE_DIR", root / "cache")
-    patch.setattr(tab_embeddings, "umap_2d", embed.pca_2d)
+    patch.setattr(tab_embeddings, "umap_2d", maps.pca_2d)
     write_micro_bundle(root / "runs" / "micro" / "decoder" / "bundle.safetensors")
     ctx = AppContext.create(root / "runs", starter=root / "no-starter")
     demo = build_app(ctx)

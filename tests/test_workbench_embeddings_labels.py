@@ -15,7 +15,7 @@ from train.data.listfile import read_list_file
 from train.data.synthetic import PhysicsWorld
 from workbench import clip_table, paths
 from workbench.clip_table import FOLDER, DataChoice, export_selection, labels_from_csv
-from workbench.embed import cosine_distances, nearest_neighbours
+from workbench.maps import cosine_distances, nearest_neighbours
 from workbench.tab_embeddings import EmbeddingHandlers, map_figure
 from workbench_fixtures import micro_app_context, moving_square_video, write_micro_bundle
 

@@ -11,9 +11,9 @@ from decoder.bundle import load_bundle
 from decoder.masks import TemporalExtent
 from train.config import BlockSpec, MaskConfig
 from workbench.clip_store import ClipStore
-from workbench.embed import nearest_neighbours, pca_2d
 from workbench.features import pca_rgb, token_map_to_frames
 from workbench.frames import enlarge, side_by_side, strip, write_gif
+from workbench.maps import nearest_neighbours, pca_2d
 from workbench.masks_ui import (
     MaskChoice,
     mask_token_role,

@@ -5,5 +5,6 @@ Tabs: Predict (paint a mask, see the decoded prediction and the per-frame surpri
 run in a child process, followed live), Model (which bundle is in use and where it came from).
 
 Notebook-facing helpers return plain numpy arrays and plotly figures:
-`workbench.plots`, `workbench.embed`, `workbench.features`, `workbench.frames`.
+`workbench.plots`, `workbench.maps`, `workbench.features`, `workbench.frames`; helpers that only
+the notebooks use live in `workbench.lab`.
 """

@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         demo.close()
         return 2
-    # Only now, with the start-up imports done: see embed.UmapWarmUp.start.
+    # Only now, with the start-up imports done: see maps.UmapWarmUp.start.
     start_background_work(ctx)
     demo.block_thread()
     return 0

@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import threading
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +28,10 @@ import numpy as np
 import torch
 
 from decoder.bundle import Bundle
-from train.data import normalize_clip
 from train.data.files import UnreadableError
 from train.data.synthetic import RADIUS_RANGE, PhysicsWorld
 from train.data.video import VideoDataset
-from train.step import autocast
+from train.eval.features import cached_file, encode_clips, settings_key
 from workbench.paths import FEATURE_CACHE_DIR
 
 log = logging.getLogger("workbench")
@@ -222,9 +220,8 @@ def _extract(bundle: Bundle, source: _Source, progress: Progress | None) -> dict
                 else:
                     labels[name].append(int(sample["labels"][name]))
         if clips:
-            # At the run's own precision: bf16 roughly halves the time on CPUs with AMX.
-            with autocast(bundle.device, bundle.config.precision):
-                tokens = encoder(normalize_clip(torch.stack(clips).to(bundle.device)))
+            precision = bundle.config.precision
+            tokens = encode_clips(encoder, torch.stack(clips), bundle.device, precision)
             features.append(tokens.float().mean(1).cpu().numpy())
         if progress is not None:
             done = min(start + BATCH, source.count)
@@ -239,11 +236,7 @@ def _extract(bundle: Bundle, source: _Source, progress: Progress | None) -> dict
     }
 
 
-def _cache_path(key: str) -> Path:
-    return FEATURE_CACHE_DIR / f"clips-{key}.npz"
-
-
-def _save(path: Path, data: dict[str, Any]) -> None:
+def _save(data: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"label_{name}": values for name, values in data["labels"].items()}
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}.npz")
@@ -257,30 +250,14 @@ def _save(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _load(path: Path) -> dict[str, Any] | None:
-    """The cached table data, or None when the file cannot be read (truncated, damaged, an
-    older layout): it is deleted, with a warning, and the caller extracts the features again."""
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            return {
-                "features": stored["features"],
-                "indices": stored["indices"],
-                "labels": {k[6:]: stored[k] for k in stored.files if k.startswith("label_")},
-                "skipped": [str(s) for s in stored["skipped"]],
-            }
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        log.warning(
-            "clip-feature cache %s cannot be read (%s): deleted, extracting again", path.name, err
-        )
-        path.unlink(missing_ok=True)
-        return None
-
-
-def table_key(bundle_identity: dict[str, Any], settings: dict[str, Any]) -> str:
-    text = json.dumps(
-        {"format": TABLE_FORMAT, "bundle": bundle_identity, "data": settings}, sort_keys=True
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def _load(path: Path) -> dict[str, Any]:
+    with np.load(path, allow_pickle=False) as stored:
+        return {
+            "features": stored["features"],
+            "indices": stored["indices"],
+            "labels": {k[6:]: stored[k] for k in stored.files if k.startswith("label_")},
+            "skipped": [str(s) for s in stored["skipped"]],
+        }
 
 
 _tables: dict[str, ClipTable] = {}
@@ -295,15 +272,13 @@ def clip_table(
 ) -> ClipTable:
     """The table of `choice`'s clips under `bundle`: from memory, from disk, or extracted."""
     source = _open_source(bundle, choice)
-    key = table_key(bundle_identity, source.settings)
+    key = settings_key({"format": TABLE_FORMAT, "bundle": bundle_identity, "data": source.settings})
     with _lock:
         if key in _tables:
             return _tables[key]
-        path = _cache_path(key)
-        data = _load(path) if path.is_file() else None
-        if data is None:
-            data = _extract(bundle, source, progress)
-            _save(path, data)
+        path = FEATURE_CACHE_DIR / f"clips-{key}.npz"
+        extract = lambda: _extract(bundle, source, progress)
+        data = cached_file(path, extract, _load, _save, "clip-feature cache")
         table = _make_table(key, source, data, bundle)
         if len(_tables) >= MAX_LOADED:
             _tables.pop(next(iter(_tables)))

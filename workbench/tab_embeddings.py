@@ -40,9 +40,9 @@ from workbench.clip_table import (
     labels_from_csv,
 )
 from workbench.context import AppContext
-from workbench.embed import cosine_distances, nearest_neighbours, pca_2d, umap_2d
 from workbench.frames import enlarge, write_gif
 from workbench.guard import user_errors
+from workbench.maps import cosine_distances, nearest_neighbours, pca_2d, umap_2d
 from workbench.paths import new_output_path, output_dir
 from workbench.plots import embedding_figure
 

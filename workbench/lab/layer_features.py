@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from decoder.bundle import Bundle
-from decoder.masks import TokenGeometry
 from train.data import normalize_clip
 from train.data.synthetic import Scene
+from train.tokens import TokenGeometry
 from workbench.clip_table import physics_world_for
 
 OUTPUT = "output"

@@ -22,7 +22,8 @@ from matplotlib.figure import Figure
 
 from decoder.batches import DecoderBatch
 from decoder.evaluation import Method
-from decoder.masks import TokenGeometry, token_mask_to_pixels
+from decoder.masks import token_mask_to_pixels
+from train.tokens import TokenGeometry
 from workbench.frames import GAP_PX, strip
 from workbench.paths import REPO_ROOT
 

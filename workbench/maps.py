@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from workbench.paths import use_numba_cache
+from workbench.pca import principal_components
 
 log = logging.getLogger("workbench")
 
@@ -31,16 +32,13 @@ WARM_UP_POINTS = 300
 
 def pca_2d(features: np.ndarray) -> np.ndarray:
     """[N, D] -> [N, 2]: the first two principal components (signs fixed by the largest score)."""
-    x = np.asarray(features, dtype=np.float64)
+    x = np.asarray(features)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"need features [N >= 2, D] for a map, got shape {x.shape}")
-    centred = x - x.mean(0)
-    _, _, components = np.linalg.svd(centred, full_matrices=False)
-    coords = centred @ components[:2].T
+    coords = principal_components(x, 2).scores
     if coords.shape[1] < 2:  # one-dimensional features: put every clip on a line
         coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
-    signs = np.sign(coords[np.abs(coords).argmax(0), np.arange(2)])
-    return (coords * np.where(signs == 0, 1.0, signs)).astype(np.float32)
+    return coords.astype(np.float32)
 
 
 def umap_2d(features: np.ndarray, seed: int = 0, epochs: int = UMAP_EPOCHS) -> np.ndarray:

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from decoder.clips import fit_clip
-from decoder.masks import TokenGeometry, token_mask_to_pixels
+from decoder.masks import token_mask_to_pixels
 from decoder.quality import nearest_visible_copy, psnr_in_region
 from train.config import MaskConfig
 from train.masks import Grid, MaskSet, build_masker
+from train.tokens import TokenGeometry
 from workbench.examples import real_clips
 from workbench.video_io import read_video
 

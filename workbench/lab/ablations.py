@@ -24,7 +24,7 @@ from train.eval.ablations import LABELS, PRESET, TITLES, UNTRAINED, VARIANTS
 from train.eval.config import load_eval_config
 from train.eval.evaluation import evaluate
 from train.loop import train
-from workbench.notebook import text_table
+from workbench.lab.notebook import text_table
 from workbench.paths import REPO_ROOT
 
 REPLICATION_PATH = REPO_ROOT / "runs" / "paper" / "replication.json"

@@ -28,10 +28,10 @@ from plotly.subplots import make_subplots
 from train.config import Config
 from train.loop import RunResult, train
 from train.monitor import read_metrics
-from workbench.embed import nearest_neighbours, pca_2d, umap_2d
 from workbench.frames import enlarge, write_gif
-from workbench.layer_features import EmbeddingData
-from workbench.notebook import paint_mask
+from workbench.lab.layer_features import EmbeddingData
+from workbench.lab.notebook import paint_mask
+from workbench.maps import nearest_neighbours, pca_2d, umap_2d
 from workbench.paths import new_output_path
 from workbench.plots import embedding_figure, metric_series
 

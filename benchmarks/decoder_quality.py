@@ -22,7 +22,6 @@ import argparse
 import itertools
 import json
 import os
-import re
 import shlex
 import sys
 import time
@@ -30,27 +29,28 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from decoder.bundle import STARTER_PATH, Bundle, load_bundle
 from decoder.config import DecoderConfig
 from decoder.evaluation import (
     baseline_methods,
     decoder_method,
     held_out_batches,
+    held_out_objects,
     score_methods,
 )
 from decoder.fit import EVAL_FAMILIES, fit_decoder
 from decoder.latents import predicted_latents, target_latents, token_mask_set
-from decoder.masks import LONG_RANGE_FROM, PAINTED_FAMILIES, TokenGeometry
+from decoder.masks import LONG_RANGE_FROM, PAINTED_FAMILIES
 from decoder.provenance import git_commit
 from train.config import from_dict, to_dict
 from train.data import normalize_clip
+from train.doc_sections import replace_section
 from train.pretrained import initial_models
+from train.tokens import TokenGeometry
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results.md"
-START, END = "<!-- decoder:start -->", "<!-- decoder:end -->"
+SECTION = "decoder"  # of docs/results.md
 FAMILY_NOTES = {
     "multiblock-short": "pretraining short-range set: 8 blocks of 15% of the frame, whole clip",
     "multiblock-long": "pretraining long-range set: 2 blocks of 70% of the frame, whole clip",
@@ -107,7 +107,6 @@ def mask_token_study(bundle: Bundle, batches) -> dict:
 def markdown(record: dict) -> str:
     scores, methods = record["scores"], record["methods"]
     lines = [
-        START,
         "## Pixel decoder",
         "",
         "What V-JEPA predicts under a mask, decoded to pixels by a decoder that reads only the "
@@ -148,26 +147,41 @@ def markdown(record: dict) -> str:
         "fill (windows at the mask boundary also see original pixels, alike for all methods).",
         "",
     ]
+    lines += _object_lines(record)
     lines += _mask_token_lines(record)
     lines += [
         "",
         f"Measured {record['date']} at commit `{record['git_commit']}` in "
         f"{record['seconds']:.0f} s (load average before the run: {record['load']}).",
-        END,
     ]
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace only the text between the decoder markers (append the section if absent)."""
-    current = path.read_text() if path.exists() else "# Results\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text, current)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(updated)
+def _object_lines(record: dict) -> list[str]:
+    """The object-aware table (decoder/objects.py), when the clips come from the physics world."""
+    scores, methods = record["scores"], record["methods"]
+    families = [f for f in record["families"] if "centre_px" in scores[f][methods[0]]]
+    if not families:
+        return []
+    lines = [
+        "**Does the fill put the hidden object where it is?** Object-aware scores "
+        "(decoder/objects.py): PSNR over the masked pixels an object covers, and the distance "
+        "(px) between the hidden object's centre and the centre of what the fill draws there "
+        "(its departure from the same scene rendered without objects), per frame; lower is "
+        "better for the distance.",
+        "",
+        "| mask family | clips / frames | " + " | ".join(methods) + " |",
+        "|---|---|" + "---|" * len(methods),
+    ]
+    for family in families:
+        first = scores[family][methods[0]]
+        counts = f"{first['object_clips']:.0f} / {first['centre_frames']:.0f}"
+        cells = [
+            f"{s['object_psnr']:.2f} dB / {s['centre_px']:.1f} px"
+            for s in map(scores[family].get, methods)
+        ]
+        lines.append(f"| {family} | {counts} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _mask_token_lines(record: dict) -> list[str]:
@@ -247,7 +261,8 @@ def main() -> None:
         decoder_method("untrained V-JEPA + decoder", untrained, untrained_decoder),
         *baseline_methods(geometry),
     ]
-    scores = score_methods(batches, methods, geometry)
+    objects = held_out_objects(bundle.config, args.clips)
+    scores = score_methods(batches, methods, geometry, objects=objects)
     study = mask_token_study(bundle, batches)
     # The decoder was fitted on painted-style masks with either token, so it can read both.
     painted = {family: batches[family] for family in PAINTED_FAMILIES}
@@ -278,7 +293,7 @@ def main() -> None:
     text = markdown(record)
     print(text)
     if not args.no_docs:
-        write_section(text)
+        replace_section(RESULTS, SECTION, text)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from decoder.bundle import STARTER_PATH
 from workbench.app import build_app, configure_torch, launch, start_background_work

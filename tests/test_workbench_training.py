@@ -113,9 +113,9 @@ def test_each_recipe_passes_its_positions_and_masks(tmp_path):
 def test_the_physics_yardstick_is_on_about_every_minute_of_the_default_run(tmp_path):
     overrides = train_overrides(TrainRequest(), tmp_path)
     cfg = load_config("tiny_cpu", overrides)
-    assert cfg.steps == DEFAULT_STEPS == 300
-    # Step 1, then every 50 steps (about a minute at 1.1-1.8 s a step), and the last step.
-    assert cfg.monitor.physics_every == 50
+    assert cfg.steps == DEFAULT_STEPS == 400
+    # Step 1, then every 66 steps (about a minute at 1 s a step on quiet cores), and the last.
+    assert cfg.monitor.physics_every == 66
     assert cfg.monitor.physics_pairs_per_law == PHYSICS_SETS_PER_LAW == 8
     off = train_overrides(TrainRequest(physics_monitor=False), tmp_path)
     assert load_config("tiny_cpu", off).monitor.physics_every == 0

@@ -93,7 +93,9 @@ RECIPES: dict[str, Recipe] = {
     "random_tube": Recipe("preset positions (sin-cos) + random tubes", None, "random_tube"),
     "causal": Recipe("preset positions (sin-cos) + causal masks", None, "causal"),
 }
-DEFAULT_STEPS = 300
+# 300 steps showed learning in one run (56 -> 75%) and none in another (59 -> 59%); 400 steps
+# rose clearly (59 -> 81%) in 7.6 min on 2 quiet cores.
+DEFAULT_STEPS = 400
 
 
 @dataclass

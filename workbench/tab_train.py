@@ -202,11 +202,9 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
         "recipe, 3-D RoPE with causal masks (the starter's), is the one that makes it rise "
         "within minutes on a CPU; with the preset's sin-cos positions, 300-step runs ended at "
         '56-67% (docs/results.md, "Levers"). '
-        "Measured once with the defaults (300 steps) on 2 CPU cores: matched sets 56% at step "
-        "1, 48 / 53 / 66 / 72 / 72% at steps 50-250, 75% at step 300; the loss 0.83 to 0.21. "
-        "That run took 27 min because the machine was shared with other jobs (load 6-9, 2.8 s "
-        "a step, 40-120 s per yardstick, each about 13 steps' worth); at the 1.1-1.8 s a step "
-        "this recipe runs on a quieter 2-core CPU, an estimate of 7-12 min."
+        "Measured with the defaults (400 steps) on 2 quiet CPU cores: matched sets 59% at step "
+        "1, then 53 / 78 / 75 / 78 / 78% every 66 steps, 81% at step 400, in 7.6 min. Shorter "
+        "runs are a gamble: two 300-step runs ended at 75% and at 59% (no rise)."
     )
     with gr.Row():
         preset = gr.Dropdown(presets(), value=TEACHING_PRESET, label="Preset")

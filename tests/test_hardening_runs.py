@@ -368,9 +368,12 @@ import os, signal, sys, time
 from pathlib import Path
 from train.run_dir import RunLock
 lock = RunLock(Path(sys.argv[1])).__enter__()
+ready_read, ready_write = os.pipe()
 if os.fork() == 0:  # a child that outlives its parent, as a DataLoader worker may for a moment
+    os.write(ready_write, b"1")  # the fork hooks have run by now: only then is the test fair
     time.sleep(60)
     os._exit(0)
+os.read(ready_read, 1)  # a loaded machine may not have scheduled the child yet
 print("forked", flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """

@@ -33,20 +33,16 @@ def predicted_latents(
     """
     batch = clips.shape[0]
     per_sample = torch.as_tensor(mask_index, device=clips.device).expand(batch)
-    grid = pretrained.encoder.patch_embed.grid(clips.shape)
     out: torch.Tensor | None = None
     for index in per_sample.unique().tolist():
         rows = (per_sample == index).nonzero().squeeze(1)
-        context_idx, context_valid = masks.context_idx[rows], masks.context_valid[rows]
-        context = pretrained.encoder(clips[rows], keep=context_idx, keep_valid=context_valid)
-        predicted = pretrained.predictor(
-            context,
-            context_idx,
+        predicted = pretrained.predict(
+            clips[rows],
+            masks.context_idx[rows],
             masks.target_idx[rows],
-            context_valid=context_valid,
+            context_valid=masks.context_valid[rows],
             target_valid=masks.target_valid[rows],
             mask_index=int(index),
-            grid=grid,
         ).float()
         if out is None:
             out = predicted.new_zeros(batch, *predicted.shape[1:])

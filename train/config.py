@@ -40,8 +40,25 @@ class ModelConfig:
     # Positions: sincos = fixed 3-D sin-cos table with 1/2 of the channels for time, 1/4 each for
     # height and width (this project's first split; a config without the key means it);
     # sincos_uniform = equal thirds (V-JEPA 1's released models, upstream `uniform_power: true`);
-    # rope = V-JEPA 2's 3-D rotary embeddings in every attention block, no table, any grid.
-    positions: Literal["sincos", "sincos_uniform", "rope"] = "sincos"
+    # rope = V-JEPA 2's 3-D rotary embeddings in every attention block, no table, any grid;
+    # rope_v21 = V-JEPA 2.1's (one frequency per channel pair; train/models/rope_v21.py).
+    positions: Literal["sincos", "sincos_uniform", "rope", "rope_v21"] = "sincos"
+    # V-JEPA 2.1 options (train/models/rope_v21.py, hierarchical.py); the defaults are V-JEPA 1/2.
+    # RoPE height/width positions rescaled onto a grid this many patches wide (2.1: 16; null: none).
+    rope_reference_grid: int | None = None
+    pred_rope_reference_grid: int | None = None
+    # LayerNorms `norms_block.i` after this many evenly spread blocks instead of one `norm` (2.1: 4;
+    # 0: one final norm). The encoder's features are the last level.
+    hierarchical_levels: int = 0
+    # Learned video / image vectors added to the tokens; a 1-frame patch embedding for images.
+    modality_embed: bool = False
+    image_patch_embed: bool = False
+    # Encoder levels the predictor reads (concatenated) and predicts; width predicted per level
+    # (null: the objective's); a second head on the context tokens; modality vectors.
+    pred_levels: int = 1
+    pred_out_dim: int | None = None
+    pred_context_head: bool = False
+    pred_modality_embed: bool = False
     num_frames: int = 16
     img_size: int = 224
     patch_size: int = 16

@@ -40,6 +40,46 @@ class Pretrained:
             module.eval().requires_grad_(False)
         return self
 
+    def predict(
+        self,
+        clips: torch.Tensor,
+        context_idx: torch.Tensor,
+        target_idx: torch.Tensor,
+        context_valid: torch.Tensor | None = None,
+        target_valid: torch.Tensor | None = None,
+        mask_index: int = 0,
+    ) -> torch.Tensor:
+        """The predicted latents [B, Nt, out] at `target_idx` from the context tokens alone: what
+        surprise and the decoder compare with the target encoder's features (or pixels).
+
+        A V-JEPA 2.1 predictor that reads several encoder levels gets them, and of the levels it
+        predicts the last is returned: the one the encoder gives as its features. A 2.1 model
+        distilled from a wider teacher predicts that teacher's features, which the file does
+        not hold: refused, since nothing of this model's own can be compared with them.
+        """
+        model = self.config.model
+        if model.pred_out_dim is not None and model.pred_out_dim != self.encoder.embed_dim:
+            raise ValueError(
+                f"this model's predictor predicts {model.pred_out_dim}-wide features of the "
+                f"teacher it was distilled from, not its own {self.encoder.embed_dim}-wide "
+                "ones, and the teacher is not in the file: predictions and surprise cannot be "
+                "compared with anything here. Features and Embeddings work with its encoder"
+            )
+        clips = self.encoder.as_clip(clips)
+        levels = self.predictor.levels
+        context = self.encoder(clips, keep=context_idx, keep_valid=context_valid, levels=levels)
+        predicted = self.predictor(
+            context,
+            context_idx,
+            target_idx,
+            context_valid=context_valid,
+            target_valid=target_valid,
+            mask_index=mask_index,
+            grid=self.encoder.token_grid(clips),
+            modality="image" if self.encoder.is_image(clips) else "video",
+        )
+        return predicted[..., -(predicted.shape[-1] // levels) :]
+
 
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
     """load_state_dict(strict=True) with a message that lists every disagreement at once."""

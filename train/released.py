@@ -1,9 +1,10 @@
 """Import a released V-JEPA checkpoint as a run directory of this project.
 
     python -m train.released FILE RUN_DIR [--frames 16] [--img-size PX] [--heads H]
-        [--pred-heads H] [--positions auto|sincos|sincos_uniform|rope] [--mask-tokens I,J]
+        [--pred-heads H] [--positions auto|sincos|sincos_uniform|rope|rope_v21]
+        [--mask-tokens I,J]
 
-Three layouts, told apart by their contents (docs/training.md, "Released checkpoints", has the
+Four layouts, told apart by their contents (docs/training.md, "Released checkpoints", has the
 full key mapping):
 
 - V-JEPA 1 `.pth.tar`: `encoder`, `predictor` and `target_encoder` state dicts whose keys carry
@@ -11,6 +12,10 @@ full key mapping):
   names are this project's. A fixed sin-cos `pos_embed` and `predictor_pos_embed`, 2 mask tokens.
 - V-JEPA 2 `.pt`: the same dicts and names, 3-D RoPE in every block, 10 mask tokens. A
   `pos_embed` the file still holds is not used, and is reported as ignored.
+- V-JEPA 2.1 `.pt`: V-JEPA 2's dicts plus hierarchical norms, modality embeddings, an image patch
+  embedding and a multi-level predictor with a context head, which the model's 2.1 options hold
+  under the same names (`v2_1_options`); the distilled ViT-B / ViT-L keep their encoder as
+  `ema_encoder`. RoPE: V-JEPA 2.1's (one frequency per pair, rescaled positions).
 - Hugging Face `VJEPA2Model` safetensors (the file, or its folder with `config.json`): renamed
   keys, queries, keys and values as three linears (concatenated here into `qkv`), the mask tokens
   as one [10, 1, 1, D] tensor. It was converted from the released `encoder`, not the
@@ -39,22 +44,28 @@ from train.checkpoint import CheckpointError, save_checkpoint
 from train.config import Config, MaskConfig, ModelConfig, dump_config, to_dict
 from train.masks import num_mask_sets
 from train.models import build_encoder, build_predictor
+from train.models.hierarchical import level_depths
 from train.models.positions import sincos_3d
+from train.models.rope_v21 import reference_grid
+from train.models.vit import ROPE_LAYOUTS
 from train.pretrained import Pretrained, models_from_state
 from train.released_layouts import (
     HF_LAYOUT,
     PARTS,
+    V2_1,
     ReleasedStates,
     hugging_face_name,
     read_released,
 )
 
-# Heads per encoder width of the released models (V-JEPA 1 ViT-L/H, V-JEPA 2 ViT-L/H/g; ViT-g is
-# `vit_giant_xformers`: 22 heads of 64). Anything else: --heads.
-RELEASED_HEADS = {384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 22}
-PREDICTOR_HEADS = {"V-JEPA 1": 16, "V-JEPA 2": 12}
+# Heads per encoder width of the released models (V-JEPA 1 ViT-L/H, V-JEPA 2 ViT-L/H/g, V-JEPA
+# 2.1 ViT-B/L/g/G; ViT-g is `vit_giant_xformers`: 22 heads of 64, ViT-G `vit_gigantic_xformers`:
+# 26 heads of 64). Anything else: --heads.
+RELEASED_HEADS = {384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 22, 1664: 26}
+PREDICTOR_HEADS = {"V-JEPA 1": 16, "V-JEPA 2": 12, V2_1: 12}
 V2_MASK_TOKENS = 10
 V2_IMG_SIZE = 256  # the released V-JEPA 2 models' crop (ViT-g 384 is the exception: --img-size)
+V2_1_IMG_SIZE = 384  # every released V-JEPA 2.1 model (`vjepa2_1_*_384`)
 
 
 @dataclass
@@ -111,8 +122,20 @@ def _mask_token_count(predictor: dict[str, torch.Tensor]) -> int:
 def choose_positions(read: ReleasedStates, options: ImportOptions) -> tuple[str, str]:
     """(family, positions): V-JEPA 1 (sin-cos) or V-JEPA 2 (RoPE), with the reason noted."""
     encoder, predictor = read.states["encoder"], read.states["predictor"]
+    if read.family == V2_1:
+        if options.positions not in ("auto", "rope_v21"):
+            raise CheckpointError(
+                f"--positions {options.positions}: V-JEPA 2.1 weights were trained with its own "
+                "RoPE (rope_v21); leave --positions at auto"
+            )
+        read.notes.append(
+            "positions: rope_v21 (V-JEPA 2.1: one frequency per channel pair; the encoder's "
+            "height and width positions rescaled onto the 16 x 16 grid of 256 px, the "
+            "predictor's not, as its torch.hub builds them)"
+        )
+        return V2_1, "rope_v21"
     if options.positions != "auto":
-        family = "V-JEPA 2" if options.positions == "rope" else "V-JEPA 1"
+        family = "V-JEPA 1" if options.positions.startswith("sincos") else "V-JEPA 2"
         read.notes.append(f"positions: {options.positions} (--positions)")
         return family, options.positions
     if read.layout == HF_LAYOUT:
@@ -174,7 +197,7 @@ def native_grid_size(
     if table is not None and time_tokens and options.num_frames % tubelet == 0:
         root = math.isqrt(table.shape[1] // time_tokens)
         side = root if time_tokens * root * root == table.shape[1] else None
-    if positions != "rope":
+    if positions not in ROPE_LAYOUTS:
         if table is None:
             raise CheckpointError(
                 f"--positions {positions} needs the encoder's pos_embed, and this file has none "
@@ -193,16 +216,72 @@ def native_grid_size(
         return int(read.hf_config["crop_size"])
     if side is not None:
         return side * patch
+    if read.family == V2_1:
+        read.notes.append(f"clip size: {V2_1_IMG_SIZE} px (V-JEPA 2.1's crop; --img-size)")
+        return V2_1_IMG_SIZE
     read.notes.append(
         f"clip size: {V2_IMG_SIZE} px (RoPE weights fit any size; V-JEPA 2's crop; --img-size)"
     )
     return V2_IMG_SIZE
 
 
+def v2_1_options(read: ReleasedStates, width: int, depth: int, patch: int) -> dict:
+    """The model's V-JEPA 2.1 options, read from which 2.1 keys the file holds and their shapes
+    (empty for other files). The report says what the features and predictions are."""
+    if read.family != V2_1:
+        return {}
+    encoder, predictor = read.states["encoder"], read.states["predictor"]
+    levels = sum(1 for k in encoder if re.fullmatch(r"norms_block\.\d+\.weight", k))
+    if "predictor_embed.0.weight" in predictor:
+        pred_levels = predictor["predictor_embed.0.weight"].shape[1] // width
+    else:
+        pred_levels = 1
+    proj = _need(predictor, "predictor_proj.weight", "predictor").shape[0]
+    out = proj // pred_levels
+    try:
+        depths = level_depths(depth, levels) if levels else ()
+        grid = reference_grid(patch)
+    except ValueError as err:
+        raise CheckpointError(f"this V-JEPA 2.1 file cannot be represented: {err}") from err
+    options = {
+        "rope_reference_grid": grid,
+        "hierarchical_levels": levels,
+        "modality_embed": "video_mod_embed" in encoder,
+        "image_patch_embed": "patch_embed_img.proj.weight" in encoder,
+        "pred_levels": pred_levels,
+        "pred_out_dim": None if out == width else out,
+        "pred_context_head": "predictor_proj_context.weight" in predictor,
+        "pred_modality_embed": "video_mod_embed" in predictor,
+    }
+    if depths:
+        read.notes.append(
+            f"features: the encoder's last level, `norms_block.{levels - 1}` after block "
+            f"{depths[-1]} (levels after blocks {', '.join(map(str, depths))}), what V-JEPA "
+            "2.1's torch.hub encoder returns; the workbench reads them from the target encoder"
+        )
+    if pred_levels > 1:
+        read.notes.append(
+            f"predictor: reads the {pred_levels} levels concatenated and predicts "
+            f"{pred_levels} x {out}; the last {out} channels are the last level's prediction, "
+            "comparable with the layer-normed features (train.models.hierarchical.level_targets "
+            "normalises all levels as 2.1's training does)"
+        )
+    if out != width:
+        read.notes.append(
+            f"predictor: predicts {out}-wide features of its distillation teacher (ViT-G is "
+            f"1664 wide), which this file does not hold; they cannot be compared with this "
+            f"{width}-wide model's own features (no surprise or prediction views)"
+        )
+    return options
+
+
 def infer_model_config(read: ReleasedStates, options: ImportOptions) -> ModelConfig:
     encoder, predictor = read.states["encoder"], read.states["predictor"]
     width, in_chans, tubelet, patch, _ = _need(encoder, "patch_embed.proj.weight", "encoder").shape
-    pred_width = _need(predictor, "predictor_embed.weight", "predictor").shape[0]
+    embed_key = "predictor_embed.weight"
+    if read.family == V2_1 and "predictor_embed.2.weight" in predictor:
+        embed_key = "predictor_embed.2.weight"  # 2.1's multi-level MLP ends in the width
+    pred_width = _need(predictor, embed_key, "predictor").shape[0]
     family, positions = choose_positions(read, options)
     img_size = native_grid_size(read, options, tubelet, patch, positions)
     grid = (options.num_frames // tubelet, img_size // patch, img_size // patch)
@@ -244,6 +323,7 @@ def infer_model_config(read: ReleasedStates, options: ImportOptions) -> ModelCon
         patch_size=patch,
         tubelet_size=tubelet,
         in_chans=in_chans,
+        **v2_1_options(read, width, depth, patch),
     )
 
 
@@ -286,7 +366,12 @@ def select_mask_tokens(read: ReleasedStates, options: ImportOptions, mask_sets: 
             f"mask tokens: mask sets 0..{mask_sets - 1} use released tokens "
             f"{', '.join(map(str, chosen))} of {len(tokens)} (--mask-tokens)"
         )
-    if len(tokens) == V2_MASK_TOKENS:
+    if read.family == V2_1:
+        read.notes.append(
+            f"mask tokens: V-JEPA 2.1's training keeps one per mask set and clip-length group "
+            f"({len(tokens)} here); its predictor's forward uses token 1 unless told otherwise"
+        )
+    elif len(tokens) == V2_MASK_TOKENS:
         read.notes.append(
             "mask tokens: V-JEPA 2's training picks its token by clip-length group (token 0 for "
             "the first), not by mask set; its torch.hub and Hugging Face predictors use token 1"
@@ -345,7 +430,7 @@ def import_with_report(
     options = options or ImportOptions()
     read = read_released(path)
     model = infer_model_config(read, options)
-    if model.positions == "rope":
+    if model.positions in ROPE_LAYOUTS:
         drop_unused_tables(read)
     mask = MaskConfig()
     select_mask_tokens(read, options, num_mask_sets(mask))
@@ -398,7 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, help="encoder heads, for widths outside the table")
     parser.add_argument("--pred-heads", type=int, help="predictor heads (V-JEPA 1: 16, 2: 12)")
     parser.add_argument(
-        "--positions", default="auto", choices=["auto", "sincos", "sincos_uniform", "rope"]
+        "--positions",
+        default="auto",
+        choices=["auto", "sincos", "sincos_uniform", "rope", "rope_v21"],
     )
     parser.add_argument(
         "--mask-tokens", type=_indices, help="released mask token per mask set (default 0,1)"

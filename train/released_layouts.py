@@ -4,8 +4,10 @@ and checks the rest).
 - V-JEPA 1 `.pth.tar` and V-JEPA 2 `.pt`: `encoder`, `predictor` and `target_encoder` state
   dicts; below the DDP and wrapper prefixes (`module.`, `backbone.`) the names are this
   project's (`patch_embed.proj`, `blocks.N.attn.qkv`, `predictor_blocks.N...`, `mask_tokens.i`).
-- V-JEPA 2.1 `.pt` is recognised and refused with what differs (V2_1_KEYS): its model is not
-  V-JEPA 2's under other names (docs/training.md, "V-JEPA 2.1").
+- V-JEPA 2.1 `.pt`: the same prefixes and block names, plus the keys of V2_1_KEYS, which the
+  model's 2.1 options hold under the same names (train/released.py sets them). The teacher is
+  `target_encoder`, or `ema_encoder` in the distilled ViT-B / ViT-L files; a file without an
+  `encoder` gets a copy of its teacher (docs/training.md, "V-JEPA 2.1").
 - Hugging Face `VJEPA2Model` safetensors: `encoder.embeddings.patch_embeddings.proj`,
   `encoder.layer.N.{norm1, attention.{query,key,value,proj}, norm2, mlp.fc1, mlp.fc2}`,
   `encoder.layernorm`, `predictor.embeddings.{predictor_embeddings, mask_tokens [n, 1, 1, D]}`,
@@ -61,6 +63,7 @@ class ReleasedStates:
     absent_pieces: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     hf_config: dict = field(default_factory=dict)
     epoch: int = 1
+    family: str = ""  # "V-JEPA 2.1" when the file is one; else told apart by released.py
 
 
 def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -74,46 +77,61 @@ def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 # V-JEPA 2.1 (facebookresearch/vjepa2, app/vjepa_2_1/models/ and src/hub/backbones.py, read at
-# commit be434e4621e78d7cb176ccbea23c136c2141a42f): the keys only its checkpoints hold, and what
-# each stands for in its model. None has a counterpart in this project's ViT and predictor.
+# commits be434e4621e78d7cb176ccbea23c136c2141a42f and 16de6c80c258eab97f0517f69399576f06568cb9):
+# the keys only its checkpoints hold, and the model option that holds each under the same name.
 V2_1_KEYS = {
-    "norms_block.": "four LayerNorms at hierarchical depths instead of one final `norm` (the "
-    "output is the last; its training concatenates all four)",
-    "video_mod_embed": "a learned modality vector added to every video token",
-    "img_mod_embed": "a learned modality vector added to every image token",
-    "patch_embed_img.": "a second patch embedding with 1-frame tubelets, for images",
-    "predictor_proj_context": "a second predictor head, on the context tokens",
-    "predictor_embed.0.": "a predictor that reads the four encoder levels concatenated (an MLP "
-    "4 x width -> width -> predictor width)",
+    "norms_block.": "model.hierarchical_levels (LayerNorms at 4 depths instead of one `norm`)",
+    "video_mod_embed": "model.modality_embed / pred_modality_embed (added to video tokens)",
+    "img_mod_embed": "model.modality_embed / pred_modality_embed (added to image tokens)",
+    "patch_embed_img.": "model.image_patch_embed (1-frame tubelets for one-frame clips)",
+    "predictor_proj_context": "model.pred_context_head (the predictor's head on context tokens)",
+    "predictor_embed.0.": "model.pred_levels (the predictor reads the 4 levels concatenated)",
 }
-V2_1_ROPE = (
-    "its RoPE rotates channel pairs (one frequency per pair, not V-JEPA 2's tiled frequencies) "
-    "and rescales height and width positions to the 16 x 16 grid of 256 px (`interpolate_rope`)"
-)
 # The distilled ViT-B / ViT-L keep their teacher-trained EMA encoder under this name.
 V2_1_EMA = "ema_encoder"
+V2_1 = "V-JEPA 2.1"
 
 
-def refuse_v2_1(path: Path, raw: dict) -> None:
-    """CheckpointError naming every V-JEPA 2.1 key found, when the file is one; else nothing."""
+def v2_1_keys(raw: dict) -> list[str]:
+    """Every V-JEPA 2.1 key of the file, as `part.key` below the prefixes."""
     found = []
     for part in (*PARTS, V2_1_EMA):
         state = raw.get(part)
-        if not isinstance(state, dict):
-            continue
-        keys = [k for k in strip_prefixes(state) if k.startswith(tuple(V2_1_KEYS))]
-        found += [f"{part}.{k}" for k in sorted(keys)]
-    if not found and V2_1_EMA not in raw:
-        return
-    meanings = [why for key, why in V2_1_KEYS.items() if any(f".{key}" in f for f in found)]
-    if V2_1_EMA in raw:
-        meanings.append(f"the encoder to use is `{V2_1_EMA}` (a distilled model), not a target")
-    raise CheckpointError(
-        f"{path} is a V-JEPA 2.1 checkpoint, which this project cannot import yet: its model is "
-        f"not V-JEPA 2's under other names. It has {'; '.join(meanings)}; and {V2_1_ROPE}. "
-        f"V-JEPA 2.1 keys in the file ({len(found)}): {', '.join(found) or 'none'}. "
-        "V-JEPA 1 and V-JEPA 2 files (.pt, or Hugging Face VJEPA2Model) import"
+        if isinstance(state, dict):
+            keys = [k for k in strip_prefixes(state) if k.startswith(tuple(V2_1_KEYS))]
+            found += [f"{part}.{k}" for k in sorted(keys)]
+    return found
+
+
+def read_v2_1(path: Path, raw: dict) -> ReleasedStates:
+    """The three parts of a 2.1 file: the teacher (`ema_encoder` if the file has one, else
+    `target_encoder`) is the target encoder, as torch.hub loads it; a missing `encoder` is a copy
+    of the teacher; a second teacher the file also holds is reported as ignored."""
+    teacher = V2_1_EMA if V2_1_EMA in raw else "target_encoder"
+    missing = [k for k in ("predictor", teacher) if not isinstance(raw.get(k), dict)]
+    if missing:
+        raise CheckpointError(
+            f"{path} is a V-JEPA 2.1 checkpoint without {', '.join(missing)} (found keys: "
+            f"{', '.join(sorted(map(str, raw))[:12])}); it needs a predictor and a "
+            f"`{V2_1_EMA}` or `target_encoder`"
+        )
+    read = ReleasedStates(".pt (V-JEPA 2.1)", {}, epoch=int(raw.get("epoch", 1) or 1))
+    read.family = V2_1
+    read.states["target_encoder"] = strip_prefixes(raw[teacher])
+    read.states["predictor"] = strip_prefixes(raw["predictor"])
+    if isinstance(raw.get("encoder"), dict):
+        read.states["encoder"] = strip_prefixes(raw["encoder"])
+    else:
+        read.states["encoder"] = dict(read.states["target_encoder"])
+        read.notes.append(f"encoder: a copy of `{teacher}` (the file has no `encoder`)")
+    read.notes.append(
+        f"target encoder: `{teacher}`, the encoder V-JEPA 2.1's torch.hub loads for this file"
     )
+    if teacher == V2_1_EMA and isinstance(raw.get("target_encoder"), dict):
+        read.ignored["target_encoder"] = (
+            f"the file also holds `{V2_1_EMA}`, the distilled model's encoder torch.hub loads"
+        )
+    return read
 
 
 def read_released(path: str | Path) -> ReleasedStates:
@@ -121,7 +139,8 @@ def read_released(path: str | Path) -> ReleasedStates:
     if path.is_dir() or path.suffix == ".safetensors":
         return read_hugging_face(path)
     raw = load_checkpoint(path)
-    refuse_v2_1(path, raw)
+    if V2_1_EMA in raw or v2_1_keys(raw):
+        return read_v2_1(path, raw)
     missing = [k for k in PARTS if k not in raw]
     if missing:
         raise CheckpointError(

@@ -70,13 +70,8 @@ class LatentForecaster:
             actual = target_tokens(
                 self.objective.targets(clips, models.target_encoder), masks.target_idx
             )
-            context = models.encoder(clips, masks.context_idx)
-            predicted = models.predictor(
-                context,
-                masks.context_idx,
-                masks.target_idx,
-                mask_index=self.mask_index,
-                grid=grid,
+            predicted = models.predict(
+                clips, masks.context_idx, masks.target_idx, mask_index=self.mask_index
             )
         shape = (clips.shape[0], grid[0] - context_steps, grid[1], grid[2], -1)
         return predicted.float().reshape(shape), actual.float().reshape(shape)

@@ -40,6 +40,10 @@ def build_encoder(cfg: ModelConfig) -> VisionTransformer:
         mlp_ratio=cfg.mlp_ratio,
         checkpoint_activations=cfg.checkpoint_activations,
         positions=cfg.positions,
+        rope_reference_grid=cfg.rope_reference_grid,
+        hierarchical_levels=cfg.hierarchical_levels,
+        modality_embed=cfg.modality_embed,
+        image_patch_embed=cfg.image_patch_embed,
     )
 
 
@@ -55,7 +59,12 @@ def build_predictor(
         num_heads=cfg.pred_num_heads,
         mlp_ratio=cfg.pred_mlp_ratio or cfg.mlp_ratio,
         num_mask_tokens=num_mask_tokens,
-        out_dim=out_dim,
+        # V-JEPA 2.1's distilled predictors regress their teacher's width, not the objective's.
+        out_dim=cfg.pred_out_dim or out_dim,
         checkpoint_activations=cfg.checkpoint_activations,
         positions=cfg.positions,
+        levels=cfg.pred_levels,
+        context_head=cfg.pred_context_head,
+        modality_embed=cfg.pred_modality_embed,
+        rope_reference_grid=cfg.pred_rope_reference_grid,
     )

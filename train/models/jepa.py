@@ -13,6 +13,14 @@ from train.models.vit import VisionTransformer, gather_tokens
 class JEPA(nn.Module):
     def __init__(self, encoder: VisionTransformer, predictor: Predictor):
         super().__init__()
+        if predictor.levels > 1:
+            # The objectives (train/objectives.py) regress one level of the target encoder.
+            raise ValueError(
+                f"training a predictor that reads and predicts {predictor.levels} encoder "
+                "levels (V-JEPA 2.1's model.pred_levels) is not supported: the objectives "
+                "regress one level. Imported 2.1 models run for inference; to train, set "
+                "model.pred_levels=1"
+            )
         self.encoder = encoder
         self.predictor = predictor
 
@@ -27,7 +35,8 @@ class JEPA(nn.Module):
         because each set leaves a different context visible.
         """
         clips = self.encoder.as_clip(clips)
-        grid = self.encoder.patch_embed.grid(clips.shape)
+        grid = self.encoder.token_grid(clips)
+        modality = "image" if self.encoder.is_image(clips) else "video"
         tokens = self.encoder.embed(clips)
         predictions, contexts = [], []
         for mask_index, m in enumerate(masks):
@@ -45,6 +54,7 @@ class JEPA(nn.Module):
                     target_valid=target_valid,
                     mask_index=mask_index,
                     grid=grid,
+                    modality=modality,
                 )
             )
         return (predictions, contexts) if return_contexts else predictions

@@ -191,10 +191,10 @@ def difference(reference_path: Path, other_path: Path) -> tuple[float, float]:
     """(max, mean) absolute difference of the predicted latents, over the reference's std."""
     import torch
 
-    reference, other = torch.load(reference_path), torch.load(other_path)
-    scale = reference.std()
-    gap = (other - reference).abs()
-    return float(gap.max() / scale), float(gap.mean() / scale)
+    from train.pretrained import bf16_gap
+
+    gap = bf16_gap(torch.load(reference_path), torch.load(other_path))
+    return gap["max"], gap["mean"]
 
 
 def table(rows: list[dict]) -> str:

@@ -214,11 +214,25 @@ def load_pretrained(path: str | Path, device: torch.device | str = "cpu") -> Pre
 # Weight precisions a model can be opened in for inference (`python -m workbench --weights`).
 WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 # The stated tolerance of bf16 weights: |predicted latents (bf16) - (fp32)|, as a fraction of the
-# fp32 latents' std, at most this anywhere and on average. Measured (docs/training.md, "Big
-# models on a CPU"): ViT-L at 16 x 256, random weights, max 0.057, mean 0.0097; the tests hold
+# fp32 latents' std, at most this at the 99.9th percentile and on average (`bf16_gap`). Single
+# values can stray further: up to 0.45 on the trained starter, whose tail is 0.02-0.04 and mean
+# 0.002 (docs/training.md, "Big models on a CPU"; benchmarks/bf16_tolerance.py). The tests hold
 # micro models to it (tests/test_big_model_options.py).
-BF16_MAX_DIFFERENCE = 0.1
+BF16_TAIL_DIFFERENCE = 0.1
 BF16_MEAN_DIFFERENCE = 0.02
+BF16_TAIL_QUANTILE = 0.999
+
+
+def bf16_gap(reference: torch.Tensor, low: torch.Tensor) -> dict[str, float]:
+    """max, mean and 99.9th percentile of |low - reference| over the reference's std."""
+    gap = ((low.float() - reference.float()).abs() / reference.float().std()).flatten()
+    sample = gap[:: max(1, gap.numel() // 2**24)]  # torch.quantile takes at most 2**24 values
+    tail = torch.quantile(sample, BF16_TAIL_QUANTILE)
+    return {"max": gap.max().item(), "mean": gap.mean().item(), "tail": tail.item()}
+
+
+def within_bf16_tolerance(gap: dict[str, float]) -> bool:
+    return gap["tail"] <= BF16_TAIL_DIFFERENCE and gap["mean"] <= BF16_MEAN_DIFFERENCE
 
 
 def cast_weights(pretrained: Pretrained, dtype: torch.dtype) -> Pretrained:

@@ -169,3 +169,20 @@ def test_gather_tokens():
     tokens = torch.arange(24.0).view(2, 4, 3)
     out = gather_tokens(tokens, torch.tensor([[3, 0], [1, 1]]))
     assert out.tolist() == [[[9, 10, 11], [0, 1, 2]], [[15, 16, 17], [15, 16, 17]]]
+
+
+def test_bf16_attention_on_a_cpu_runs_in_float32_and_casts_back():
+    """PyTorch's CPU attention is slower in bf16 than in float32 (docs/performance.md): bf16
+    queries, keys and values attend in float32, and the result is bf16 again."""
+    import torch.nn.functional as F
+
+    from train.models.vit import attend
+
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 17, 24, generator=gen).bfloat16() for _ in range(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attend(q, k, v, None)
+    expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float()).bfloat16()
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out, expected)
+    assert not torch.equal(F.scaled_dot_product_attention(q, k, v), expected)  # not a no-op

@@ -108,8 +108,24 @@ class Attention(nn.Module):
         if rope_positions is not None:
             cos, sin = rope_angles(rope_positions, q.shape[-1], q.dtype, self.rope_layout)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        x = attend(q, k, v, attn_mask)
         return self.proj(x.transpose(1, 2).reshape(b, n, d))
+
+
+# PyTorch's fused attention on a CPU is slower in bf16 than in float32, its backward above all
+# (1.2-3.9x at the teaching preset's head widths of 24-32; docs/performance.md): on a CPU,
+# bf16 queries, keys and values attend in float32 and the result is cast back. CUDA keeps bf16.
+CPU_BF16_ATTENTION_IN_FP32 = True
+
+
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None
+) -> torch.Tensor:
+    if CPU_BF16_ATTENTION_IN_FP32 and q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        with torch.autocast("cpu", enabled=False):
+            out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask)
+        return out.to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
 
 
 class MLP(nn.Module):

@@ -53,8 +53,16 @@ SETTINGS = {
     "bf16-8x256": ("bf16", 8, None),
     "bf16-16x160": ("bf16", None, 160),
 }
-# Opening an imported run from its file: name -> weights.
-OPEN_SETTINGS = {"open-fp32": "fp32", "open-bf16": "bf16"}
+# Opening a file: name -> (weights, what is opened: the imported run's checkpoint, or a bundle
+# of the same weights in fp16 with a pixel decoder, as `make starter` writes them).
+OPEN_SETTINGS = {
+    "open-fp32": ("fp32", "run"),
+    "open-bf16": ("bf16", "run"),
+    "open-bundle-fp32": ("fp32", "bundle"),
+    "open-bundle-bf16": ("bf16", "bundle"),
+}
+# Beside the run, not in it: a bundle inside a run directory is what `--model RUN` would open.
+BUNDLE_SUFFIX = "-bundle.safetensors"
 
 
 def _status_kib(field: str) -> int:
@@ -132,15 +140,37 @@ def measure_one(name: str, threads: int, latents_path: Path | None) -> dict:
 
 
 def write_random_run(run_dir: Path) -> dict:
-    """The preset's step-0 weights written as an imported run (in this process: the parent
-    never holds a ViT-L)."""
+    """The preset's step-0 weights written as an imported run, and as a bundle (fp16 weights,
+    a pixel decoder) beside it (in this process: the parent never holds a ViT-L)."""
+    import torch
+
+    from decoder.bundle import save_bundle
+    from decoder.config import DecoderConfig
+    from decoder.model import build_decoder
     from train.config import load_config
     from train.pretrained import initial_models
     from train.released import write_run
+    from train.tokens import TokenGeometry
 
     config = load_config(PRESET, ["data.source=synthetic"])
-    checkpoint = write_run(initial_models(config), run_dir)
-    return {"checkpoint_gib": checkpoint.stat().st_size / 2**30}
+    models = initial_models(config)
+    checkpoint = write_run(models, run_dir)
+    geometry = TokenGeometry.from_model_config(config.model)
+    decoder_config = DecoderConfig()
+    width = models.predictor.predictor_proj.out_features
+    decoder = build_decoder(decoder_config.model, width, geometry.grid, geometry.patch_dim)
+    bundle = save_bundle(
+        run_dir.parent / f"{run_dir.name}{BUNDLE_SUFFIX}",
+        models,
+        decoder,
+        decoder_config,
+        {},
+        weight_dtype=torch.float16,
+    )
+    return {
+        "checkpoint_gib": checkpoint.stat().st_size / 2**30,
+        "bundle_gib": bundle.stat().st_size / 2**30,
+    }
 
 
 def measure_open(name: str, threads: int, run_dir: Path) -> dict:
@@ -150,10 +180,11 @@ def measure_open(name: str, threads: int, run_dir: Path) -> dict:
     torch.set_num_threads(threads)
     from workbench.bundles import BundleRegistry, OpenOptions
 
-    weights = OPEN_SETTINGS[name]
+    weights, opened = OPEN_SETTINGS[name]
+    path = run_dir.parent / f"{run_dir.name}{BUNDLE_SUFFIX}" if opened == "bundle" else run_dir
     started = time.perf_counter()
     registry = BundleRegistry(
-        run_dir.parent, run_dir / "no-starter", run_dir, "--model", OpenOptions(weights)
+        run_dir.parent, run_dir / "no-starter", path, "--model", OpenOptions(weights)
     )
     bundle = registry.load(registry.default_key())
     open_s = time.perf_counter() - started
@@ -215,14 +246,15 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def open_table(rows: list[dict], checkpoint_gib: float) -> str:
+def open_table(rows: list[dict], written: dict) -> str:
     lines = [
         "| setting | file | weights held | open | resident after opening | peak RSS opening |",
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
+        size = written["bundle_gib" if "bundle" in row["setting"] else "checkpoint_gib"]
         lines.append(
-            f"| {row['setting']} | {checkpoint_gib:.2f} GiB | {row['parameter_gib']:.2f} GiB | "
+            f"| {row['setting']} | {size:.2f} GiB | {row['parameter_gib']:.2f} GiB | "
             f"{row['open_s']:.0f} s | {row['rss_after_open_gib']:.2f} GiB | "
             f"{row['peak_open_gib']:.2f} GiB |"
         )
@@ -269,7 +301,7 @@ def main() -> int:
             gap = difference(latents["fp32"], latents["bf16"])
     load_after = os.getloadavg()
     print()
-    print(open_table(open_rows, written["checkpoint_gib"]))
+    print(open_table(open_rows, written))
     if rows:
         print()
         print(table(rows))

@@ -184,3 +184,46 @@ def test_a_header_length_whose_low_byte_looks_like_a_pickle_still_loads(tmp_path
             break
     assert path.read_bytes()[0] == low_byte
     assert load_bundle(path).provenance["pad"] == "x" * padding
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_opening_a_bundle_holds_one_tensor_of_the_file_at_a_time(bundle_path, monkeypatch, dtype):
+    """A ViT-L bundle must not be in memory whole beside its models: the file's tensors are
+    read one by one while the models are filled, each dropped after its copy."""
+    import weakref
+
+    from train.pretrained import SafetensorsPart
+
+    alive: list[weakref.ref] = []
+    most_alive = 0
+    read = SafetensorsPart.__getitem__
+
+    def counting(self, name):
+        nonlocal most_alive
+        tensor = read(self, name)
+        if self._prefix == "decoder.":  # a few MB, read as one state dict
+            return tensor
+        alive[:] = [ref for ref in alive if ref() is not None]
+        alive.append(weakref.ref(tensor))
+        most_alive = max(most_alive, len(alive))
+        return tensor
+
+    monkeypatch.setattr(SafetensorsPart, "__getitem__", counting)
+    bundle = load_bundle(bundle_path, weight_dtype=dtype)
+    assert len(alive) >= 1 and most_alive <= 2  # the one being copied (and the last, if kept)
+    reference = load_bundle(bundle_path)
+    for name, value in reference.encoder.state_dict().items():
+        own = bundle.encoder.state_dict()[name]  # position tables stay float32
+        assert torch.equal(own, value.to(own.dtype)), name
+
+
+def test_a_mis_shaped_tensor_in_a_bundle_is_named_from_the_header(tmp_path, bundle_path):
+    from safetensors import safe_open
+
+    with safe_open(str(bundle_path), framework="pt") as f:
+        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+        metadata = f.metadata()
+    tensors["encoder.norm.weight"] = torch.ones(5)
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=metadata)
+    with pytest.raises(Exception, match=r"shape mismatch \(1\): norm.weight: checkpoint \(5,\)"):
+        load_bundle(tmp_path / "bad.safetensors")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -87,15 +89,15 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) ->
     module.load_state_dict(state, strict=True)
 
 
-def state_problems(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+def state_problems(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
     """CheckpointError listing every missing, unexpected and mis-shaped key at once, if any."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     mismatched = sorted(
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        f"{k}: checkpoint {shape_in(state, k)} vs model {tuple(own[k].shape)}"
         for k in set(own) & set(state)
-        if own[k].shape != state[k].shape
+        if tuple(own[k].shape) != shape_in(state, k)
     )
     problems = [
         f"{label} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
@@ -149,8 +151,36 @@ def models_from_state(state: dict, config: Config | None = None) -> Pretrained:
 MODEL_PARTS = ("encoder", "predictor", "target_encoder")
 
 
-def read_model_file(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
-    """A safetensors model file -> (tensors grouped by part, the header's metadata).
+class SafetensorsPart(Mapping[str, torch.Tensor]):
+    """One part of a safetensors model file (`PART.NAME` tensors), read tensor by tensor when
+    asked: opening a big model then holds one tensor of the file at a time, not the file.
+    Shapes come from the header (`shape`), without reading any data."""
+
+    def __init__(self, handle: Any, part: str, names: list[str]):
+        self._handle, self._prefix, self._names = handle, f"{part}.", names
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self._names:
+            raise KeyError(name)
+        return self._handle.get_tensor(self._prefix + name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self._handle.get_slice(self._prefix + name).get_shape())
+
+
+def shape_in(state: Mapping[str, torch.Tensor], name: str) -> tuple[int, ...]:
+    """A tensor's shape in a state dict, read from the header when the state is a file's."""
+    return state.shape(name) if isinstance(state, SafetensorsPart) else tuple(state[name].shape)
+
+
+def read_model_file(path: str | Path) -> tuple[dict[str, SafetensorsPart], dict]:
+    """A safetensors model file -> (its parts, each read tensor by tensor; the header's metadata).
 
     Such a file names its tensors `PART.NAME` and keeps JSON strings in its metadata (at least
     the run's `config`); the workbench's bundles are such files, with a `decoder` part that
@@ -159,25 +189,25 @@ def read_model_file(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]
     """
     path = Path(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            parts: dict[str, dict[str, torch.Tensor]] = {}
-            for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
-                part, _, name = key.partition(".")
-                parts.setdefault(part, {})[name] = f.get_tensor(key)
+        handle = safe_open(str(path), framework="pt")
+        metadata = handle.metadata() or {}
+        names: dict[str, list[str]] = {}
+        for key in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+            part, _, name = key.partition(".")
+            names.setdefault(part, []).append(name)
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{path} is not a readable safetensors model file: {err}") from err
-    return parts, metadata
+    return {part: SafetensorsPart(handle, part, keys) for part, keys in names.items()}, metadata
 
 
 def pretrained_from_model_file(
-    parts: dict[str, dict[str, torch.Tensor]],
+    parts: Mapping[str, Mapping[str, torch.Tensor]],
     metadata: dict,
     path: str | Path,
     dtype: torch.dtype = torch.float32,
 ) -> Pretrained:
     """The V-JEPA models of a safetensors model file, parameters in `dtype` (float32 unless
-    asked: bf16 fills bf16 models tensor by tensor, never building float32 ones)."""
+    asked), filled tensor by tensor from the file's parts (`read_model_file`)."""
     try:
         config = from_dict(Config, json.loads(metadata["config"]))
         step = json.loads(metadata.get("provenance", "{}")).get("pretrain", {}).get("steps", 0)
@@ -186,19 +216,18 @@ def pretrained_from_model_file(
     missing = [part for part in MODEL_PARTS if part not in parts]
     if missing:
         raise CheckpointError(f"{path} holds no {', '.join(missing)} weights")
-    if dtype != torch.float32:
-        from train.streamed_weights import empty_models, fill_streamed  # it imports this module
+    # it imports this module
+    from train.streamed_weights import empty_models, file_pages_dropper, fill_streamed
 
-        models = empty_models(config, dtype)
-        for part in MODEL_PARTS:
-            fill_streamed(getattr(models, part), parts[part], part, lambda _tensor: None)
-        models.step = step
-        return models
-    state = {
-        part: {k: v.float() if v.is_floating_point() else v for k, v in parts[part].items()}
-        for part in MODEL_PARTS
-    }
-    return models_from_state({**state, "step": step}, config)
+    # Filled tensor by tensor from the file (cast on the way), the file's pages handed back
+    # after each: never the file and the models in memory at once. bf16 models are never built
+    # in float32.
+    models = build_models(config) if dtype == torch.float32 else empty_models(config, dtype)
+    drop_file_pages = file_pages_dropper(Path(path))
+    for part in MODEL_PARTS:
+        fill_streamed(getattr(models, part), parts[part], part, lambda _t: drop_file_pages())
+    models.step = step
+    return models
 
 
 def load_pretrained(path: str | Path, device: torch.device | str = "cpu") -> Pretrained:

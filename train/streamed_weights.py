@@ -23,7 +23,7 @@ import ctypes
 import mmap
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -49,7 +49,7 @@ def empty_models(cfg: Config, dtype: torch.dtype) -> Pretrained:
 
 
 def fill_streamed(
-    module: nn.Module, state: dict[str, torch.Tensor], what: str, release: Release
+    module: nn.Module, state: Mapping[str, torch.Tensor], what: str, release: Release
 ) -> None:
     """Copy `state` into `module` tensor by tensor (cast to each parameter's dtype), handing
     each source tensor's memory back after its copy. CheckpointError lists every disagreement
@@ -110,14 +110,34 @@ def file_page_releaser(path: Path) -> Release:
     return release
 
 
+def file_pages_dropper(path: Path) -> Callable[[], None]:
+    """A function that hands back every page of this process's read-only mappings of `path`
+    (safetensors maps a whole file; Linux); a no-op elsewhere. Pages touched again are read
+    from the file again."""
+    if not sys.platform.startswith("linux"):
+        return lambda: None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except (AttributeError, OSError):
+        return lambda: None
+    resolved = path.resolve()
+
+    def drop() -> None:
+        for low, high in _mapped_spans(resolved):
+            libc.madvise(ctypes.c_void_p(low), ctypes.c_size_t(high - low), MADV_DONTNEED)
+
+    return drop
+
+
 def _mapped_spans(path: Path) -> list[tuple[int, int]]:
-    """Address ranges of this process's private mappings of `path` (torch.load's default;
-    a shared mapping is left alone)."""
+    """Address ranges of this process's mappings of `path` that nothing can write through:
+    private ones (torch.load's) and read-only shared ones (safetensors')."""
     spans = []
     for line in Path("/proc/self/maps").read_text().splitlines():
         fields = line.split(maxsplit=5)
         perms = fields[1] if len(fields) == 6 else ""
-        if fields[-1] == str(path) and perms.startswith("r") and perms.endswith("p"):
+        read_only = perms[:2] == "r-"
+        if fields[-1] == str(path) and perms.startswith("r") and (perms.endswith("p") or read_only):
             low, high = (int(x, 16) for x in fields[0].split("-"))
             spans.append((low, high))
     return spans

@@ -167,10 +167,9 @@ def run_blocks(
     """Blocks in order; with `checkpointing`, activations are recomputed in backward to save
     memory (about one extra forward of compute). `rope_positions` [B or 1, N, 3] are the
     tokens' grid positions when the blocks use 3-D RoPE."""
-    attn_mask = key_padding_mask(valid)
-    for block in blocks:
-        x = run_block(block, x, attn_mask, checkpointing, rope_positions)
-    return x
+    last = (len(blocks) - 1,)
+    kept = run_blocks_keeping(blocks, x, valid, checkpointing, rope_positions, last)
+    return kept[-1] if kept else x
 
 
 def run_blocks_keeping(
@@ -181,26 +180,18 @@ def run_blocks_keeping(
     rope_positions: torch.Tensor | None,
     keep_after: tuple[int, ...],
 ) -> list[torch.Tensor]:
-    """`run_blocks`, returning the outputs after the blocks at the indices `keep_after`."""
+    """`run_blocks`, returning the outputs after the blocks at the indices `keep_after` (V-JEPA
+    2.1's levels)."""
     attn_mask = key_padding_mask(valid)
     kept = []
     for index, block in enumerate(blocks):
-        x = run_block(block, x, attn_mask, checkpointing, rope_positions)
+        if checkpointing and torch.is_grad_enabled():
+            x = checkpoint(block, x, attn_mask, rope_positions, use_reentrant=False)
+        else:
+            x = block(x, attn_mask, rope_positions)
         if index in keep_after:
             kept.append(x)
     return kept
-
-
-def run_block(
-    block: nn.Module,
-    x: torch.Tensor,
-    attn_mask: torch.Tensor | None,
-    checkpointing: bool,
-    rope_positions: torch.Tensor | None,
-) -> torch.Tensor:
-    if checkpointing and torch.is_grad_enabled():
-        return checkpoint(block, x, attn_mask, rope_positions, use_reentrant=False)
-    return block(x, attn_mask, rope_positions)
 
 
 def positions_for(

@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from train.config import Config
-from train.data import build_dataset, normalize_clip
+from train.data import build_dataset
 from train.eval.config import SYNTHETIC_LABELS
+from train.eval.features import encode_clips
 from train.eval.probes import grid_pool
-from train.step import autocast
 
 log = logging.getLogger("train.eval")
 
@@ -127,9 +127,8 @@ class OnlineProbe:
             return {}
         pooled = []
         for start in range(0, self.clips.shape[0], ENCODE_BATCH):
-            clips = normalize_clip(self.clips[start : start + ENCODE_BATCH])
-            with autocast(self.device, self.cfg.precision):
-                tokens = encoder(clips)
+            clips = self.clips[start : start + ENCODE_BATCH]
+            tokens = encode_clips(encoder, clips, self.device, self.cfg.precision)
             pooled.append(grid_pool(tokens, encoder.grid_size).cpu())
         features = torch.cat(pooled)
         return {

@@ -314,35 +314,16 @@ class PredictHandlers:
 
     def predict_page(
         self,
-        bundle_key: str | None,
-        clip_key: str | None,
-        start: int,
-        step: int,
-        editor: dict[str, Any] | None,
-        source: str = PAINTED,
-        extent: str = "whole clip",
-        range_start: int = 0,
-        range_stop: int | None = None,
-        seed: int = 0,
+        *inputs: Any,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's injection idiom)
     ) -> tuple[Any, ...]:
-        """What the Predict button fills: `predict`'s six outputs, the comparison row (strip,
-        PSNR line), the heatmap (strip, caption), then the status line. A mistake (nothing
-        painted, no clip...) leaves every result as it was and is said in the status line,
-        beside them, instead of an error over each of them."""
+        """What the Predict button fills, from `_predict`'s arguments: `predict`'s six outputs,
+        the comparison row (strip, PSNR line), the heatmap (strip, caption), then the status
+        line. A mistake (nothing painted, no clip...) leaves every result as it was and is said
+        in the status line, beside them, instead of an error over each of them."""
         try:
             shown = user_errors(self._predict)(
-                bundle_key,
-                clip_key,
-                start,
-                step,
-                editor,
-                source,
-                extent,
-                range_start,
-                range_stop,
-                seed,
-                progress=lambda share, text: progress(share, desc=text),
+                *inputs, progress=lambda share, text: progress(share, desc=text)
             )
         except gr.Error as err:
             status = (

@@ -23,8 +23,8 @@ model's preference for some frames over others (an empty scene is easier to pred
 moving object) cancels in S(C) + S(D) - S(A) - S(B); only the violation is left.
 
 Everything is a function of (world seed, pair number, law): the same arguments give the same
-pairs on any machine. The pairs come from a world whose seed the training never uses
-(`PAIR_WORLD`, added to the run's seed).
+pairs on any machine. The pairs come from one world for every run (`PAIR_WORLD`), whatever the
+run's own seed, so two trainings (two seeds, two recipes) are scored on the same pairs.
 
 Each law's violation is placed where it can be seen (an object that jumps lands in open view,
 one that changes colour is not hidden at that moment); scenes in which a law cannot be broken
@@ -44,7 +44,8 @@ from train.data.base import draw_generator
 from train.data.synthetic import NUM_SHAPES, PhysicsWorld, Scene, SceneObject, _mix, _simulate
 
 LAWS: tuple[str, ...] = ("permanence", "continuity", "constancy", "inertia")
-# Added to the run's seed: a world disjoint from training, probes and the decoder's held-out one.
+# The yardstick's world seed, the same for every run, and disjoint from the worlds a run with
+# a small seed trains, probes and decodes on (those are its seed plus small offsets).
 PAIR_WORLD = 4_000_037
 # Scenes tried per pair before giving up (a law that can almost never be broken visibly).
 MAX_SCENES_PER_PAIR = 64

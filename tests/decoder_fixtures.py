@@ -4,17 +4,13 @@ token grid), widths of 32 and less."""
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from conftest import MICRO
 from decoder.config import DecoderConfig, DecoderModelConfig, load_decoder_config
 from decoder.model import PixelDecoder, build_decoder
 from train.config import load_config
-from train.masks import num_mask_sets
-from train.models import build_encoder, build_predictor
-from train.pretrained import Pretrained
+from train.pretrained import Pretrained, build_models
 from train.tokens import TokenGeometry
 
 MICRO_DECODER = DecoderModelConfig(embed_dim=32, depth=1, num_heads=2)
@@ -25,15 +21,14 @@ def micro_pretrained(seed: int = 0, scrambled: bool = False) -> Pretrained:
     each output depends strongly on each input (a fresh init attenuates the context a lot)."""
     cfg = load_config("tiny_cpu", [*MICRO, "out=runs/unused"])
     torch.manual_seed(seed)
-    encoder = build_encoder(cfg.model)
-    predictor = build_predictor(
-        cfg.model, encoder.grid_size, num_mask_sets(cfg.mask), encoder.embed_dim
-    )
+    pretrained = build_models(cfg)
     if scrambled:
         with torch.no_grad():
-            for param in [*encoder.parameters(), *predictor.parameters()]:
+            for param in [*pretrained.encoder.parameters(), *pretrained.predictor.parameters()]:
                 param.normal_(0.0, 0.2)
-    return Pretrained(cfg, encoder, predictor, copy.deepcopy(encoder), step=0).eval()
+        # the target encoder stays the encoder's copy, as a run's is at step 0
+        pretrained.target_encoder.load_state_dict(pretrained.encoder.state_dict())
+    return pretrained.eval()
 
 
 def micro_decoder(pretrained: Pretrained, seed: int = 1) -> PixelDecoder:

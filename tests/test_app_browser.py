@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from browser import INSTALL_HINT, find_chromium, open_browser, paint_and_predict
 from conftest import REPO
 from workbench import clip_table, maps, tab_embeddings
 from workbench.app import build_app, launch
-from workbench.browser import INSTALL_HINT, find_chromium, open_browser, paint_and_predict
 from workbench.context import AppContext
 from workbench.frames import GAP_PX
 from workbench.predict import STRIP_PX

@@ -3,7 +3,6 @@ short test videos, and an ImageEditor value with a painted square."""
 
 from __future__ import annotations
 
-import copy
 import socket
 from pathlib import Path
 
@@ -15,9 +14,7 @@ from decoder.bundle import save_bundle
 from decoder.config import DecoderConfig, DecoderModelConfig
 from decoder.model import build_decoder
 from train.config import load_config
-from train.masks import num_mask_sets
-from train.models import build_encoder, build_predictor
-from train.pretrained import Pretrained
+from train.pretrained import build_models
 from train.tokens import TokenGeometry
 from workbench.video_io import write_mp4
 
@@ -29,15 +26,12 @@ def write_micro_bundle(path: Path, seed: int = 0) -> Path:
     """A bundle of freshly initialised micro models, with a small provenance record."""
     cfg = load_config("tiny_cpu", [*MICRO, "out=runs/unused"])
     torch.manual_seed(seed)
-    encoder = build_encoder(cfg.model)
-    predictor = build_predictor(
-        cfg.model, encoder.grid_size, num_mask_sets(cfg.mask), encoder.embed_dim
-    )
-    pretrained = Pretrained(cfg, encoder, predictor, copy.deepcopy(encoder), step=7)
+    pretrained = build_models(cfg)
+    pretrained.step = 7
     geometry = TokenGeometry.from_model_config(cfg.model)
     decoder_config = DecoderConfig(model=DecoderModelConfig(embed_dim=32, depth=1, num_heads=2))
     decoder = build_decoder(
-        decoder_config.model, encoder.embed_dim, geometry.grid, geometry.patch_dim
+        decoder_config.model, pretrained.encoder.embed_dim, geometry.grid, geometry.patch_dim
     )
     provenance = {
         "command": "tests",

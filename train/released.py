@@ -43,12 +43,11 @@ import torch
 from train.checkpoint import CheckpointError, save_checkpoint
 from train.config import Config, MaskConfig, ModelConfig, dump_config, to_dict
 from train.masks import num_mask_sets
-from train.models import build_encoder, build_predictor
 from train.models.hierarchical import level_depths
 from train.models.positions import sincos_3d
 from train.models.rope_v21 import reference_grid
 from train.models.vit import ROPE_LAYOUTS
-from train.pretrained import Pretrained, models_from_state
+from train.pretrained import MODEL_PARTS, Pretrained, build_models, models_from_state
 from train.released_layouts import (
     HF_LAYOUT,
     PARTS,
@@ -387,10 +386,9 @@ def select_mask_tokens(read: ReleasedStates, options: ImportOptions, mask_sets: 
 def check_against_model(read: ReleasedStates, cfg: Config) -> None:
     """Every missing, unexpected or mis-shaped key of the three parts, in one error (named as
     in the file: this project's names for .pt files, Hugging Face names for safetensors)."""
-    with torch.device("meta"):
-        encoder = build_encoder(cfg.model)
-        predictor = build_predictor(cfg.model, encoder.grid_size, num_mask_sets(cfg.mask), None)
-    expected = {"encoder": encoder, "predictor": predictor, "target_encoder": encoder}
+    with torch.device("meta"):  # shapes only, no memory
+        models = build_models(cfg, shared_target=True)
+    expected = {part: getattr(models, part) for part in MODEL_PARTS}
     hf = read.layout == HF_LAYOUT
     found: dict[tuple[str, str], list[str]] = {}
     if read.unexpected:

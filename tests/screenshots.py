@@ -1,8 +1,8 @@
 """Screenshots of each tab for the README, taken in a real headless Chromium.
 
-    python benchmarks/screenshots.py                      # starter bundle -> docs/screenshots/
-    python benchmarks/screenshots.py --bundle runs/x/decoder/bundle.safetensors --out shots
-    python benchmarks/screenshots.py --tabs model predict     # only these
+    python tests/screenshots.py                      # starter bundle -> docs/screenshots/
+    python tests/screenshots.py --bundle runs/x/decoder/bundle.safetensors --out shots
+    python tests/screenshots.py --tabs model predict     # only these
 
 Launches the app on a free localhost port with a fresh runs folder, then per tab does what a
 person would: paints a stroke and presses Predict; shows the features; maps 2,000 physics
@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from browser import open_browser, paint_and_predict
 from decoder.bundle import STARTER_PATH
 from workbench.app import build_app, configure_torch, launch, start_background_work
-from workbench.browser import open_browser, paint_and_predict
 from workbench.context import AppContext
 from workbench.paths import REPO_ROOT, use_numba_cache
 

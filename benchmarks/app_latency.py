@@ -5,6 +5,7 @@
     python benchmarks/app_latency.py --bundle runs/x/decoder/bundle.safetensors --clips 500
     python benchmarks/app_latency.py --hostile-upload   # only: peak memory of one bad upload
     python benchmarks/app_latency.py --upload-memory    # only: the bad and the largest good upload
+    python benchmarks/app_latency.py --concurrent 10 --write docs/performance.md  # only: 10 at once
 
 * start: `python -m workbench` as a child process, until its page answers HTTP 200 (a fresh
   process each time; the background warm-up it starts does not delay the page);
@@ -23,6 +24,12 @@ before, its peak during (VmHWM) and what stays held after, and PASS or FAIL agai
 `UPLOAD_PEAK_RISE_MIB`, the figure docs/performance.md states: how far one upload may raise
 the app's resident memory at its peak.
 
+`--concurrent N` measures only N Predicts sent at the same moment over HTTP: N gradio_client
+sessions each load the example, then all send Predict at once (a barrier releases them); it
+prints the median and the slowest answer and PASS or FAIL against `CONCURRENT_TARGET_S`, the
+figure docs/performance.md states for 10 at once. With `--write` it replaces only its own part
+of the app section (between the app-concurrent markers), the rest of the section stays.
+
 Medians of `--repeats` runs, standard-library timers. The machine's load average is printed
 and written with the figures: other work on the machine slows every number here.
 """
@@ -38,10 +45,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +71,10 @@ from workbench.tab_predict import PredictHandlers
 
 EXAMPLE = example_names()[0]  # a 16-frame physics scene
 START_MARKER, END_MARKER = "<!-- app:start -->", "<!-- app:end -->"
+# `--concurrent`'s part, inside the app section: each mode rewrites only its own part.
+CONCURRENT_START, CONCURRENT_END = "<!-- app-concurrent:start -->", "<!-- app-concurrent:end -->"
+# Every one of 10 Predicts sent at the same moment is answered within this (2 CPU cores).
+CONCURRENT_TARGET_S = 5.0
 Row = tuple[str, float, str]  # what, seconds, note
 
 
@@ -123,28 +138,58 @@ def measure_predict(ctx: AppContext, key: str, repeats: int) -> Row:
     return ("Predict, handler (16-frame clip)", median_seconds(predict, repeats), geometry)
 
 
-def measure_predict_http(ctx: AppContext, key: str, repeats: int, work: Path) -> Row:
-    from gradio_client import Client, handle_file
-
+@contextmanager
+def served(ctx: AppContext) -> Iterator[str]:
+    """The app launched on a free localhost port, as `make app` serves it; yields its URL."""
     demo = build_app(ctx)
     _, url, _ = launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
-        client = Client(url, verbose=False)
-        client.predict(EXAMPLE, key, api_name="/load_example")
-        files = []
-        for name, image in zip(("background", "layer"), painted_rectangle()):
-            files.append(work / f"{name}.png")
-            Image.fromarray(image, "RGBA").save(files[-1])
-        background, layer = (handle_file(str(path)) for path in files)
-        value = {"background": background, "layers": [layer], "composite": background, "id": None}
-        request = lambda: client.predict(
-            key, 0, 1, value, "painted region", "whole clip", 0, 1, 0, api_name="/predict"
-        )
-        request()
-        seconds = median_seconds(request, repeats)
+        yield url
     finally:
         demo.close()
+
+
+def predict_request(url: str, key: str, work: Path) -> Callable[[], object]:
+    """A new gradio_client session with the example loaded; returns its Predict request (the
+    painted rectangle, uploaded as the browser uploads the editor's layers)."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    client.predict(EXAMPLE, key, api_name="/load_example")
+    files = []
+    for name, image in zip(("background", "layer"), painted_rectangle()):
+        files.append(work / f"{name}.png")
+        Image.fromarray(image, "RGBA").save(files[-1])
+    background, layer = (handle_file(str(path)) for path in files)
+    value = {"background": background, "layers": [layer], "composite": background, "id": None}
+    return lambda: client.predict(
+        key, 0, 1, value, "painted region", "whole clip", 0, 1, 0, api_name="/predict"
+    )
+
+
+def measure_predict_http(ctx: AppContext, key: str, repeats: int, work: Path) -> Row:
+    with served(ctx) as url:
+        request = predict_request(url, key, work)
+        request()
+        seconds = median_seconds(request, repeats)
     return ("Predict, through HTTP (gradio_client)", seconds, "upload, outputs, download")
+
+
+def measure_concurrent(ctx: AppContext, key: str, count: int, work: Path) -> list[float]:
+    """Seconds each of `count` Predicts took, sent at the same moment from as many sessions."""
+    with served(ctx) as url:
+        requests = [predict_request(url, key, work) for _ in range(count)]
+        requests[0]()  # the first call initialises lazily: not part of the figure
+        barrier = threading.Barrier(count)
+
+        def timed(request: Callable[[], object]) -> float:
+            barrier.wait()
+            started = time.perf_counter()
+            request()
+            return time.perf_counter() - started
+
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            return list(pool.map(timed, requests))  # re-raises a failed request's error
 
 
 def measure_map(ctx: AppContext, key: str, clips: int, repeats: int, work: Path) -> list[Row]:
@@ -298,13 +343,60 @@ def table_markdown(rows: list[Row], command: str, model: str, before: str, after
     return "\n".join(lines)
 
 
-def write_between_markers(path: Path, text: str) -> None:
-    content = path.read_text()
-    if START_MARKER not in content or END_MARKER not in content:
-        raise SystemExit(f"{path} lacks the markers {START_MARKER} ... {END_MARKER}")
-    head, rest = content.split(START_MARKER, 1)
-    _, tail = rest.split(END_MARKER, 1)
-    path.write_text(f"{head}{START_MARKER}\n{text}\n{END_MARKER}{tail}")
+def concurrent_markdown(
+    seconds: list[float], command: str, model: str, before: str, after: str
+) -> tuple[str, bool]:
+    """(`--concurrent`'s part of the app section, whether every answer met the target)."""
+    passed = max(seconds) <= CONCURRENT_TARGET_S
+    verdict = "PASS" if passed else "FAIL"
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "### Concurrent Predicts",
+        "",
+        f"`{command}` ({when})",
+        "",
+        f"Model: {model}.  ",
+        f"Machine before: {before}.  ",
+        f"Machine after: {after}.",
+        "",
+        "| Predicts sent at once | median seconds | slowest seconds | target | result |",
+        "|---:|---:|---:|---|---|",
+        f"| {len(seconds)} | {statistics.median(seconds):.2f} | {max(seconds):.2f} | "
+        f"every answer within {CONCURRENT_TARGET_S:.0f} s | {verdict} |",
+        "",
+        "Each Predict comes from its own gradio_client session with the example loaded; a "
+        "barrier sends them at the same moment. The app runs 2 at a time and queues the rest "
+        "(`default_concurrency_limit` in workbench/app.py), so the slowest answer waits for "
+        "about half of the others. The clients run in the app's process (as the other HTTP "
+        "figures here), so their uploads and downloads share its CPU. The target is for 10 at "
+        "once on 2 CPU cores; a load average above the number of cores means other processes "
+        "were competing for the CPU.",
+    ]
+    return "\n".join(lines), passed
+
+
+def between(content: str, start: str, end: str, path: Path) -> tuple[str, str, str]:
+    """(what precedes `start`, what lies between the markers, what follows `end`)."""
+    if start not in content or end not in content:
+        raise SystemExit(f"{path} lacks the markers {start} ... {end}")
+    head, rest = content.split(start, 1)
+    inside, tail = rest.split(end, 1)
+    return head, inside, tail
+
+
+def write_between_markers(
+    path: Path, text: str | None = None, concurrent: str | None = None
+) -> None:
+    """Replace the app section's table (`text`) or its concurrent part, keeping the other."""
+    head, inside, tail = between(path.read_text(), START_MARKER, END_MARKER, path)
+    table, kept = inside, None
+    if CONCURRENT_START in inside:
+        before, kept, after = between(inside, CONCURRENT_START, CONCURRENT_END, path)
+        table = before + after
+    table, kept = (text or table).strip(), (concurrent or kept or "").strip()
+    if kept:
+        table += f"\n\n{CONCURRENT_START}\n{kept}\n{CONCURRENT_END}"
+    path.write_text(f"{head}{START_MARKER}\n{table}\n{END_MARKER}{tail}")
 
 
 def main() -> None:
@@ -328,21 +420,49 @@ def main() -> None:
         action="store_true",
         help="only measure the memory of that upload and of a 10 s 4K one (Linux)",
     )
+    parser.add_argument(
+        "--concurrent",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"only send N Predicts at once (target: 10 within {CONCURRENT_TARGET_S:.0f} s)",
+    )
     args = parser.parse_args()
+    if args.concurrent is not None and args.concurrent < 1:
+        parser.error(f"--concurrent needs at least 1 request, got {args.concurrent}")
     os.environ.setdefault("TQDM_DISABLE", "1")
     use_numba_cache()
     if args.hostile_upload or args.upload_memory:
         print(f"machine: {machine()}")
         names = ["hostile", "4k"] if args.upload_memory else ["hostile"]
         sys.exit(0 if measure_upload_memory(args.bundle, names) else 1)
+    command = shlex.join(["python", "benchmarks/app_latency.py", *sys.argv[1:]])
+    if args.concurrent is not None:
+        sys.exit(0 if concurrent(args, command) else 1)
     before = machine()
     rows, model = measure(args)
     after = machine()
-    command = shlex.join(["python", "benchmarks/app_latency.py", *sys.argv[1:]])
     text = table_markdown(rows, command, model, before, after)
     print(text)
     if args.write is not None:
         write_between_markers(args.write, text)
+
+
+def concurrent(args: argparse.Namespace, command: str) -> bool:
+    """`--concurrent N`: print (and with --write, write) its figures; True on PASS."""
+    before = machine()
+    configure_torch()  # the app's own thread count
+    work = Path(tempfile.mkdtemp(prefix="app-concurrent-"))
+    ctx = AppContext.create(work / "runs", args.bundle)
+    key = ctx.registry.default_key()
+    seconds = measure_concurrent(ctx, key, args.concurrent, work)
+    model = ctx.registry.load(key).summary()
+    text, passed = concurrent_markdown(seconds, command, model, before, machine())
+    print(text)
+    print("each answer, seconds:", " ".join(f"{s:.2f}" for s in sorted(seconds)))
+    if args.write is not None:
+        write_between_markers(args.write, concurrent=text)
+    return passed
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@ calls it, on a micro bundle; errors arrive as messages; the server listens on lo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import av
+import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -16,7 +19,7 @@ from workbench.app import build_app, launch
 from workbench.context import AppContext
 from workbench.examples import example_names
 from workbench.predict import EDITOR_PX
-from workbench_fixtures import free_port, painted_editor, write_micro_bundle
+from workbench_fixtures import free_port, moving_square_video, painted_editor, write_micro_bundle
 
 pytestmark = pytest.mark.xdist_group("workbench_app")
 EXAMPLE = example_names()[3]  # a 16-frame physics scene
@@ -123,6 +126,74 @@ def test_embedding_map_and_selection_over_http(client, key):
     assert figure["type"] == "plotly"
     selected, neighbours, note = client.predict("0, 4", api_name="/show_selection")
     assert len(selected) == 2 and len(neighbours) == 8 and "2 clips selected" in note
+
+
+def raw_call(url: str, api_name: str, data: list, session: str | None = None) -> str:
+    """A script's raw request, no gradio_client: POST the inputs to /gradio_api/call/NAME, then
+    read the answer's event stream up to its `event: complete` or `event: error` (and the data
+    line after it), returned as text."""
+    with httpx.Client(base_url=url, timeout=120) as http:
+        posted = http.post(
+            f"gradio_api/call/{api_name}", json={"data": data, "session_hash": session}
+        )
+        assert posted.status_code == 200, posted.text
+        lines: list[str] = []
+        stream = http.stream("GET", f"gradio_api/call/{api_name}/{posted.json()['event_id']}")
+        with stream as answer:
+            for line in answer.iter_lines():
+                lines.append(line)
+                if len(lines) > 1 and lines[-2] in ("event: complete", "event: error"):
+                    break  # the stream stays open for heartbeats after the last event
+        return "\n".join(lines)
+
+
+def file_data(path) -> dict:
+    """A file input as a hostile client writes it: a server path it never uploaded."""
+    return {"path": str(path), "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+
+
+def test_raw_requests_cannot_make_the_app_read_server_files(served, client, key, tmp_path):
+    """Every endpoint that takes a file (the upload, the painted editor of Predict and of
+    Compare) refuses a path the client did not upload: a server file (/etc/passwd) and a
+    readable video outside the upload folder. The answer is an error, and neither the file's
+    content nor anything read from it comes back."""
+    url = served[1]
+    passwd = Path("/etc/passwd")
+    secret = passwd.read_text().splitlines()[0] if passwd.is_file() else None
+    video = moving_square_video(tmp_path / "outside.mp4")
+    # The same video, uploaded as the browser does, loads: only the path is refused below.
+    assert "12 frames" in client.predict(handle_file(str(video)), key, api_name="/load_upload")[0]
+
+    # A clip loaded in this session, so that only the injected editor files can fail Predict.
+    assert "event: complete" in raw_call(url, "load_example", [EXAMPLE, key], "raw")
+    editor = {"background": None, "layers": [], "composite": None, "id": None}
+    background = tmp_path / "background.png"
+    Image.fromarray(painted_editor(EDITOR_PX, (160, 160, 320, 320))["background"]).save(background)
+    injected = [file_data(video), file_data(background)]
+    if secret is not None:
+        injected.append(file_data(passwd))
+    for path in injected:
+        painted = {**editor, "background": path, "composite": path, "layers": [path]}
+        answers = {
+            "load_upload": raw_call(url, "load_upload", [path, key], "raw"),
+            "predict": raw_call(url, "predict", [key, 0, 1, painted, "painted region",
+                                                 "whole clip", 0, 3, 0], "raw"),
+            "compare_models": raw_call(url, "compare_models", [key, key, 0, 1, painted,
+                                                               "painted region", "whole clip",
+                                                               0, 3, 0], "raw"),
+        }  # fmt: skip
+        for endpoint, answer in answers.items():
+            where = f"{endpoint} with {path['path']}"
+            assert "event: error" in answer and "event: complete" not in answer, where
+            assert "frames" not in answer and "Masked" not in answer, where
+            if secret is not None:
+                assert secret not in answer, where
+    # Refused, not broken: the app still predicts for the client that uploaded its files.
+    outputs = client.predict(
+        key, 0, 1, editor_files(tmp_path, (160, 160, 320, 320)), "painted region",
+        "whole clip", 0, 3, 0, api_name="/predict",
+    )  # fmt: skip
+    assert "Masked" in outputs[5]
 
 
 def test_model_tab_over_http(client, key):

@@ -9,7 +9,8 @@ regresses the ImageNet-normalised pixels of the masked tubelets with MSE.
 A fit directory mirrors a core run: `config.yaml` (the decoder config), `metrics.jsonl` (one
 JSON line per logged step, held-out loss / PSNR / SSIM per mask family every `eval_every`
 steps), `checkpoints/latest.pt` (atomic; `resume=true` continues exactly), and at the end
-`bundle.safetensors`, which the workbench opens.
+`bundle.safetensors`, which the workbench opens. The folder is locked while a fit writes it
+(train/run_dir.py:RunLock): a second fit into it is refused with a message.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from train.monitor import MetricsLog
 from train.objectives import masked_mean_per_sample, patchify
 from train.optim import build_optimizer, clipped_step, set_schedule
 from train.pretrained import Pretrained, models_from_state
-from train.run_dir import checkpoint_to_resume, write_run_files
+from train.run_dir import RunLock, checkpoint_to_resume, write_run_files
 from train.runtime import (
     StopSignal,
     TrainingError,
@@ -282,7 +283,11 @@ def fit_decoder(
 ) -> FitResult:
     """Fit a decoder on `pretrained` (frozen); `source` describes where it came from."""
     source = source or {"checkpoint": None, "steps": pretrained.step}
-    return DecoderTrainer(pretrained, cfg, source).run()
+    trainer = DecoderTrainer(pretrained, cfg, source)
+    # As for a training (train/loop.py:train): one process at a time writes a fit folder, so two
+    # fits never interleave their metrics or checkpoints; a killed holder's lock is no lock.
+    with RunLock(trainer.run_dir, "decoder fit"):
+        return trainer.run()
 
 
 def source_of(path: str | Path, state: dict[str, Any]) -> dict[str, Any]:

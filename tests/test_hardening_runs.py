@@ -4,6 +4,7 @@ a full disk explained, a run folder locked."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,80 @@ def test_with_no_checkpoint_yet_the_message_does_not_say_continue(micro_override
     assert not (Path(cfg.out) / "checkpoints" / "latest.pt").exists()
 
 
+def test_runaway_weights_are_not_saved_and_a_resume_with_a_lower_lr_recovers(micro_overrides):
+    # optim.lr=1e6: step 1 runs at optim.start_lr (warmup), step 2 takes the weights to ~5e5
+    # (finite), step 3 would give NaN. Step 2 must not become the checkpoint to resume from.
+    overrides = micro_overrides("steps=4", "checkpoint_every=1")
+    cfg = load_config("tiny_cpu", [*overrides, "optim.lr=1e6"])
+    with pytest.raises(NonFiniteLossError) as err:
+        train(cfg)
+    message = str(err.value)
+    assert re.search(
+        r"the weights diverged at step 2 \(max \|w\| \d\.\d+e\+05 in the encoder \(1 at", message
+    )
+    assert "they were not logged or saved" in message
+    assert "the last good checkpoint (step 1) is intact" in message and "resume=true" in message
+    state = load_checkpoint(cfg.out)
+    assert state["step"] == 1
+    assert max(v.abs().max().item() for v in state["encoder"].values()) < 10
+    # What the message advises works: the run continues to its end with a sane lr.
+    result = train(load_config("tiny_cpu", [*overrides, "optim.lr=1e-4", "resume=true"]))
+    assert result.steps_done == 4 and result.final_loss < 10
+
+
+def diverged_run(micro_overrides, monkeypatch, *extra: str) -> list[str]:
+    """A run with optim.lr=1e6 whose latest checkpoint (step 2) holds finite weights of ~5e5,
+    as checkpoints were written before saves checked the scale; returns its overrides."""
+    from train import loop
+
+    overrides = micro_overrides("steps=4", "checkpoint_every=1", *extra)
+    monkeypatch.setattr(loop, "DIVERGED_FACTOR", float("inf"))
+    cfg = load_config("tiny_cpu", [*overrides, "optim.lr=1e6"])
+    with pytest.raises(NonFiniteLossError, match="non-finite at step 3"):
+        train(cfg)
+    assert load_checkpoint(cfg.out)["step"] == 2
+    return overrides
+
+
+def test_a_resume_that_fails_at_once_says_the_checkpoint_diverged_and_names_a_kept_copy(
+    micro_overrides, monkeypatch
+):
+    # keep_every=1: step_0000001.pt is a sound copy from before the divergence. The bound stays
+    # off for the resume too: a checkpoint that diverged below it must get the same advice.
+    overrides = diverged_run(micro_overrides, monkeypatch, "keep_every=1")
+    with pytest.raises(NonFiniteLossError) as err:
+        train(load_config("tiny_cpu", [*overrides, "optim.lr=1e-4", "resume=true"]))
+    message = str(err.value)
+    assert "Continue from it" not in message
+    assert "the first step after the checkpoint of step 2 this run resumed from" in message
+    assert re.search(
+        r"its weights have already diverged \(max \|w\| \d\.\d+e\+05 in the encoder \(1 at", message
+    )
+    assert "Resuming from it cannot help" in message
+    assert "Go back to the kept copy step_0000001.pt (step 1)" in message
+    assert "copy it over" in message and "start a new run (another out=)" in message
+    # What the message advises works.
+    folder = Path(load_config("tiny_cpu", overrides).out) / "checkpoints"
+    (folder / "latest.pt").write_bytes((folder / "step_0000001.pt").read_bytes())
+    result = train(load_config("tiny_cpu", [*overrides, "optim.lr=1e-4", "resume=true"]))
+    assert result.steps_done == 4 and result.final_loss < 10
+
+
+def test_resuming_a_checkpoint_with_runaway_weights_is_refused_up_front(
+    micro_overrides, monkeypatch, capsys
+):
+    from train.__main__ import main
+
+    overrides = diverged_run(micro_overrides, monkeypatch)  # no kept copies
+    monkeypatch.undo()  # the bound on: the checkpoint of step 2 is past it
+    assert main(["tiny_cpu", *overrides, "optim.lr=1e-4", "resume=true"]) == 1
+    err = capsys.readouterr().err
+    assert "the checkpoint of step 2" in err and "holds weights that ran away (max |w| " in err
+    assert "no earlier kept copy (checkpoints/step_N.pt, see keep_every) is sound" in err
+    assert "start a new run (another out=)" in err
+    assert "Continue from it" not in err and "Traceback" not in err
+
+
 def test_non_finite_tensors_names_what_is_bad():
     tree = {"a": torch.ones(2), "b": [torch.tensor([1.0, float("inf")]), torch.arange(3)]}
     assert non_finite_tensors(tree) == ["b.0"]
@@ -91,6 +166,15 @@ BAD_SETTINGS = [
     (["optim.lr=inf"], "optim.lr=inf must be a finite number"),
     (["optim.lr=-1"], "optim.lr=-1.0 must be at least 0"),
     (["data.batch_size=100000000"], "Lower data.batch_size, or set data.micro_batch_size"),
+    # A 0 is a value given, not an unset one: named as given, never the size's default.
+    (["model.embed_dim=0"], "model.embed_dim=0 must be at least 1"),
+    (["model.num_heads=0"], "model.num_heads=0 must be at least 1"),
+    (["model.depth=0"], "model.depth=0 must be at least 1"),
+    (["model.pred_embed_dim=0"], "model.pred_embed_dim=0 must be at least 1"),
+    (["model.pred_depth=0"], "model.pred_depth=0 must be at least 1"),
+    (["model.pred_num_heads=0"], "model.pred_num_heads=0 must be at least 1"),
+    (["model.pred_num_heads=-2"], "model.pred_num_heads=-2 must be at least 1"),
+    (["data.clips_per_video=0"], "data.clips_per_video=0 must be at least 1"),
 ]
 
 

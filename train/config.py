@@ -414,7 +414,9 @@ def validate_fields(cfg: Config) -> None:
     _at_least(1, {f"model.{k}": getattr(m, k) for k in ("num_frames", "img_size", "patch_size")})
     _at_least(1, {"model.tubelet_size": m.tubelet_size, "model.in_chans": m.in_chans})
     size = SIZES[m.size]
-    widths = {k: getattr(m, k) or getattr(size, k) for k in vars(size)}
+    # Only an unset (None) value takes the size's: a 0 given by the user is checked as given.
+    given = {k: getattr(m, k) for k in vars(size)}
+    widths = {k: getattr(size, k) if v is None else v for k, v in given.items()}
     _at_least(1, {f"model.{k}": v for k, v in widths.items()})
     _at_least(1e-9, {"model.mlp_ratio": m.mlp_ratio, "model.pred_mlp_ratio": m.pred_mlp_ratio})
     for width, heads in (("embed_dim", "num_heads"), ("pred_embed_dim", "pred_num_heads")):
@@ -435,6 +437,7 @@ def validate_fields(cfg: Config) -> None:
     _at_least(0, {"data.num_workers": d.num_workers})
     _at_least(1, {"data.decode_threads": d.decode_threads, "data.frame_step": d.frame_step})
     _at_least(1, {"data.eval_clips_per_video": d.eval_clips_per_video})
+    _at_least(1, {"data.clips_per_video": d.clips_per_video})
     _finite({"data.fps": d.fps})
     _at_least(1e-9, {"data.fps": d.fps})
     _pair_in("data.crop_scale", d.crop_scale, 0.0, 1.0, open_low=True)

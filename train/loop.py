@@ -2,8 +2,9 @@
 
 A run directory holds `config.yaml` (the resolved config), `metrics.jsonl` and `checkpoints/`.
 Faults end the run with a message a user can act on and the last good checkpoint intact:
-a non-finite loss (nothing of that step is saved), too many unreadable files, SIGTERM/SIGINT
-(finish the step, save, exit). `resume=true` continues exactly where the checkpoint stopped.
+a non-finite loss (nothing of that step is saved), weights that became non-finite or ran away
+(never saved: see DIVERGED_FACTOR), too many unreadable files, SIGTERM/SIGINT (finish the step,
+save, exit). `resume=true` continues exactly where the checkpoint stopped.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from torch.nn.parallel import DistributedDataParallel
 from train import distributed
 from train.batches import MONITOR, Batch, BatchPlan, StepBatches, make_loader, mix_seed
 from train.checkpoint import (
+    LATEST,
     CheckpointError,
+    kept_checkpoints,
+    load_checkpoint,
     non_finite_tensors,
     rng_state,
     save_checkpoint,
@@ -60,6 +64,21 @@ log = logging.getLogger("train")
 MIN_DRAWS_FOR_BAD_FRACTION = 200
 RANKME_MAX_TOKENS = 4096
 
+# Weights that run away count as divergence: a save refuses an encoder or predictor whose largest
+# |w| exceeds this multiple of its value at initialisation. Measured: the test suite's micro model
+# (tests/conftest.py, lr 1e-3) went from 1.0 at step 0 (the LayerNorm gains) to at most 1.12
+# (encoder) and 1.15 (predictor) over 300 steps, the tiny_cpu preset from 1.0 to 1.02 and 1.03
+# over its first 57 steps; with optim.lr=1e6 both reached 5.0e5 one step before the loss turned
+# NaN. 1000x leaves a healthy run far more room than it was seen to use, and still stops that
+# run one step earlier, on finite weights 500x past the line.
+DIVERGED_FACTOR = 1000.0
+
+
+def max_abs(tensors) -> float:
+    """The largest |value| among `tensors` (NaN when one holds NaN)."""
+    peaks = [t.detach().abs().max().float() for t in tensors if t.numel()]
+    return torch.stack(peaks).max().item() if peaks else 0.0
+
 
 @dataclass
 class StepOutcome:
@@ -95,6 +114,9 @@ class Trainer:
             raise ConfigError(f"the model settings do not make a model: {err}") from None
         self.encoder, self.predictor = models.encoder, models.predictor
         self.target_encoder = models.target_encoder.eval()
+        # The scale of the weights at step 0 (the same seed gives the same on every resume):
+        # what DIVERGED_FACTOR multiplies.
+        self.initial_scale = self.weight_scale()
         self.num_tokens = self.encoder.num_tokens
         self.objective = build_objective(
             cfg.target, cfg.model.tubelet_size, cfg.model.patch_size, cfg.feature_loss
@@ -160,6 +182,9 @@ class Trainer:
             self.physics_monitor = PhysicsMonitor(cfg, cfg.monitor.physics_pairs_per_law)
         self.start_step = 0
         self.last_saved_step: int | None = None
+        # The step and weight scale of the checkpoint this process resumed from, if any.
+        self.resumed_step: int | None = None
+        self.resumed_scale: dict[str, float] = {}
         self.data_counts = {"delivered": 0, "skipped": 0}
 
     # ----------------------------------------------------------------------------- set-up
@@ -199,8 +224,15 @@ class Trainer:
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        self.start_step = self.last_saved_step = state["step"]
+        self.start_step = self.last_saved_step = self.resumed_step = state["step"]
+        self.resumed_scale = self.weight_scale()
         self.data_counts = dict(state["data_counts"])
+        if self.runaway(self.resumed_scale):  # written before saves checked the scale
+            problem = (
+                f"the checkpoint of step {self.resumed_step} in {self.ckpt_dir} holds weights "
+                f"that ran away ({self.describe_scale(self.resumed_scale)})"
+            )
+            raise TrainingError(self.diverged_checkpoint_message(problem))
         if self.dist.is_main:
             log.info("resumed %s at step %d", self.run_dir, self.start_step)
 
@@ -233,7 +265,34 @@ class Trainer:
                 f"the weights became non-finite at step {steps_done} ({len(bad)} tensors hold "
                 f"NaN or infinity, first {bad[0]}); they were not logged or saved"
             )
-            raise NonFiniteLossError(self.non_finite_message(problem))
+            raise NonFiniteLossError(self.non_finite_message(problem, steps_done))
+
+    def weight_scale(self) -> dict[str, float]:
+        """max |w| of the encoder's and the predictor's parameters."""
+        return {
+            "encoder": max_abs(self.encoder.parameters()),
+            "predictor": max_abs(self.predictor.parameters()),
+        }
+
+    def runaway(self, scale: dict[str, float]) -> list[str]:
+        """The models in `scale` whose largest weight is past DIVERGED_FACTOR x its initial."""
+        return [k for k, v in scale.items() if not v <= DIVERGED_FACTOR * self.initial_scale[k]]
+
+    def describe_scale(self, scale: dict[str, float]) -> str:
+        return "max |w| " + ", ".join(
+            f"{v:.3g} in the {k} ({self.initial_scale[k]:.3g} at step 0)" for k, v in scale.items()
+        )
+
+    def check_not_diverged(self, steps_done: int) -> None:
+        """Raise NonFiniteLossError when the weights ran away (see DIVERGED_FACTOR): finite, but
+        a checkpoint of them would only give NaN on resume. Weights agree across ranks."""
+        scale = self.weight_scale()
+        if self.runaway(scale):
+            problem = (
+                f"the weights diverged at step {steps_done} ({self.describe_scale(scale)}: "
+                f"more than {DIVERGED_FACTOR:g}x); they were not logged or saved"
+            )
+            raise NonFiniteLossError(self.non_finite_message(problem, steps_done))
 
     def save(self, steps_done: int, loss: float) -> None:
         if self.dist.is_main:
@@ -320,7 +379,8 @@ class Trainer:
                 stopping = outcome.stop_requested
                 saving = checkpoint_due(steps_done, cfg.checkpoint_every, cfg.steps, stopping)
                 if saving or outcome.record is not None:
-                    self.check_finite(steps_done)  # never log or save non-finite weights
+                    self.check_finite(steps_done)  # never log or save non-finite weights,
+                    self.check_not_diverged(steps_done)  # nor weights that ran away
                 if self.dist.is_main and outcome.record is not None:
                     self.log_step(outcome, monitor_clips, time.perf_counter() - started, bar)
                 bar.update(1)
@@ -374,7 +434,7 @@ class Trainer:
         if not math.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
             problem = f"loss became {loss} at step {steps_done}; nothing of this step was saved"
-            raise NonFiniteLossError(self.non_finite_message(problem))
+            raise NonFiniteLossError(self.non_finite_message(problem, steps_done))
         grad_norm = self.optimizer_step()
         ema_update(self.target_encoder, self.encoder, ema)
         step_s = time.perf_counter() - compute_start
@@ -439,23 +499,71 @@ class Trainer:
             "with room and pass its new out=) and resume with resume=true."
         )
 
-    def non_finite_message(self, problem: str) -> str:
-        """`problem`, then where the last finite checkpoint is (every save checks) and what to
+    def non_finite_message(self, problem: str, steps_done: int) -> str:
+        """`problem`, then where the last sound checkpoint is (every save checks) and what to
         try next."""
-        advice = (
-            "a lower optim.lr, a longer optim.warmup_steps or precision=bf16 instead of fp16 "
-            "(these may change on resume), or check the data for broken clips"
-        )
+        if self.resumed_step is not None and steps_done == self.resumed_step + 1:
+            # At once after a resume: the checkpoint itself is the trouble, whatever the settings.
+            return self.diverged_checkpoint_message(
+                f"{problem}. This was the first step after the checkpoint of step "
+                f"{self.resumed_step} this run resumed from: its weights have already diverged "
+                f"({self.describe_scale(self.resumed_scale)})"
+            )
         if self.last_saved_step is None:
             return (
                 f"{problem}. The run stopped before any checkpoint was written, so there is "
-                f"nothing to resume: start it again with {advice}."
+                f"nothing to resume: start it again with {NON_FINITE_ADVICE}."
             )
         return (
             f"{problem}. The run stopped; the last good checkpoint (step "
-            f"{self.last_saved_step}) is intact in {self.ckpt_dir}, with finite weights. "
-            f"Continue from it with resume=true and {advice}."
+            f"{self.last_saved_step}) is intact in {self.ckpt_dir}, with finite weights within "
+            f"{DIVERGED_FACTOR:g}x their initial scale. Continue from it with resume=true and "
+            f"{NON_FINITE_ADVICE}."
         )
+
+    def diverged_checkpoint_message(self, problem: str) -> str:
+        """`problem` (the resumed checkpoint has diverged), then the way out: the newest sound
+        kept copy before it, or a new run."""
+        earlier = self.sound_kept_copy(before=self.resumed_step)
+        if earlier is None:
+            return (
+                f"{problem}. Resuming from it cannot help, and no earlier kept copy "
+                f"(checkpoints/step_N.pt, see keep_every) is sound: start a new run (another "
+                f"out=) with {NON_FINITE_ADVICE}."
+            )
+        path, step = earlier
+        return (
+            f"{problem}. Resuming from it cannot help. Go back to the kept copy {path.name} "
+            f"(step {step}), whose weights are sound: copy it over {self.ckpt_dir / LATEST} and "
+            f"resume with resume=true and {NON_FINITE_ADVICE}; or start a new run (another "
+            "out=)."
+        )
+
+    def sound_kept_copy(self, before: int) -> tuple[Path, int] | None:
+        """The newest kept `step_N.pt` before step `before` that loads and holds finite weights
+        within DIVERGED_FACTOR x their initial scale: (path, step), or None."""
+        names = {
+            "encoder": [k for k, _ in self.encoder.named_parameters()],
+            "predictor": [k for k, _ in self.predictor.named_parameters()],
+        }
+        for path in kept_checkpoints(self.ckpt_dir):
+            try:
+                state = load_checkpoint(path, map_location="cpu")
+            except CheckpointError:
+                continue
+            if state["step"] >= before:
+                continue
+            weights = {k: [state[k][n] for n in names[k]] for k in names}
+            scale = {k: max_abs(v) for k, v in weights.items()}
+            if not non_finite_tensors(weights) and not self.runaway(scale):
+                return path, state["step"]
+        return None
+
+
+NON_FINITE_ADVICE = (
+    "a lower optim.lr, a longer optim.warmup_steps or precision=bf16 instead of fp16 "
+    "(these may change on resume), or check the data for broken clips"
+)
 
 
 def train(cfg: Config) -> RunResult:

@@ -5,27 +5,35 @@ chance levels, step-0 values and baselines."""
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 
-from decoder.bundle import load_bundle, without_decoder
+from decoder.bundle import load_bundle, save_bundle, without_decoder
 from decoder.clips import channels_last
 from decoder.inference import pixels_to_clips
 from decoder.latents import target_latents, token_mask_set
 from decoder.masks import TemporalExtent
 from decoder.render import render_prediction
 from train.data import normalize_clip
+from train.eval.physics import PhysicsConfig, evaluate_physics
 from workbench.comparison import MEAN_COLOUR, PREDICTION, TARGET, compare
 from workbench.context import AppContext
 from workbench.examples import example_names, load_example
 from workbench.masks_ui import MaskChoice
-from workbench.model_context import chance_levels, probe_table, quick_yardstick, uniform_chance
+from workbench.model_context import (
+    chance_levels,
+    probe_table,
+    quick_yardstick,
+    recorded_yardstick,
+    uniform_chance,
+)
 from workbench.plots import SURPRISE_UNITS, surprise_figure
 from workbench.predict import EDITOR_PX, STRIP_PX, clip_window, predict
 from workbench.step0 import untrained_surprise
-from workbench.tab_model import NO_CURVES, ModelHandlers, quality_rows
+from workbench.tab_model import NO_CURVES, NOT_MEASURED, ModelHandlers, quality_rows
 from workbench.tab_predict import PredictHandlers
 from workbench_fixtures import painted_editor, write_micro_bundle
 
@@ -228,7 +236,34 @@ def test_the_yardstick_button_scores_the_model_beside_step0_and_chance(trained):
     text = quick_yardstick(bundle, "micro", pairs_per_law=2)
     assert "chance 50%" in text and "| trained |" in text and "| step 0 |" in text
     assert "8 pairs" in text  # four laws, two pairs each
-    assert ModelHandlers(trained).forget_yardstick().startswith("Intuitive physics: not measured")
+
+
+def test_a_model_without_a_recorded_yardstick_opens_with_not_measured(trained):
+    shown = ModelHandlers(trained).forget_yardstick(trained.registry.default_key())
+    assert shown == NOT_MEASURED and shown.startswith("Intuitive physics: not measured")
+
+
+def test_a_model_opens_with_the_yardstick_its_provenance_records(tmp_path):
+    """A bundle built with the yardstick (as the starter's build records it) shows that table,
+    matched sets included, as soon as it is selected; nothing is re-measured."""
+    runs = tmp_path / "runs"
+    path = write_micro_bundle(runs / "micro" / "decoder" / "bundle.safetensors", seed=1)
+    bundle = load_bundle(path)
+    report = evaluate_physics(bundle.pretrained, PhysicsConfig(pairs_per_law=1), "micro")
+    provenance = {**bundle.provenance, "physics": asdict(report)}
+    save_bundle(path, bundle.pretrained, bundle.decoder, bundle.decoder_config, provenance)
+    ctx = AppContext.create(runs, starter=runs / "no-starter")
+    shown = ModelHandlers(ctx).forget_yardstick(ctx.registry.default_key())
+    assert shown.startswith(report.table())
+    matched = shown.split("Matched sets: share where")[1]
+    overall = report.models["trained"]["mean"]["matched"]["overall"]
+    low, high = overall["ci95"]
+    assert f"{overall['accuracy']:.0%} [{low:.0%}-{high:.0%}] |" in matched.split("| trained |")[1]
+    assert "| step 0 |" in matched and "| last frame carried on (no learning) |" in matched
+    assert "Recorded when the bundle was built: 1 set per law, beside step 0 and the " in shown
+    assert "the button re-measures a quick reading (8 per law)" in shown
+    # A record of another format is said so, not a crash.
+    assert "this version cannot read" in recorded_yardstick({"physics": {"model": "micro"}})
 
 
 def test_on_the_starter_the_decoded_truth_beats_the_mean_colour():

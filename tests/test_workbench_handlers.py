@@ -4,6 +4,7 @@ and that bad input becomes a message (gr.Error) instead of a traceback."""
 from __future__ import annotations
 
 import json
+import re
 
 import av
 import gradio as gr
@@ -14,6 +15,7 @@ from train.monitor import MetricsLog
 from workbench import clip_table
 from workbench.context import AppContext
 from workbench.examples import example_names
+from workbench.maps import cosine_distances
 from workbench.masks_ui import PAINTED, PRESET_REPLACES_PAINT
 from workbench.paint_memory import KEPT_NOTE
 from workbench.predict import EDITOR_PX
@@ -203,6 +205,20 @@ def test_embedding_map_shows_pca_then_umap_and_selections(ctx, key, tmp_path, mo
     assert len(selected) == 2 and len(neighbours) == 8 and "2 clips selected" in note
     assert selected[0][1].startswith("clip 3")
     assert all(path.endswith(".gif") for path, _ in selected + neighbours)
+    # Each neighbour's caption gives its cosine distance from the selection's mean feature,
+    # nearest first, the distance the neighbours are ranked by.
+    table = clip_table.cached_table(table_key)
+    shown = [re.fullmatch(r"d=(\d\.\d{3}) · clip (\d+)", caption) for _, caption in neighbours]
+    assert all(shown), [caption for _, caption in neighbours]
+    rows = np.array([int(match[2]) for match in shown])
+    distances = [float(match[1]) for match in shown]
+    assert distances == sorted(distances) and distances[0] >= 0 and distances[-1] <= 2
+    expected = cosine_distances(table.features, [3, 7], rows)
+    np.testing.assert_allclose(distances, expected, atol=5e-4)
+    # The hovered clip: its number above the image (whole, not cut off), its labels beside.
+    image, labels = handlers.show_hover(table_key, "12")
+    assert image["label"] == "clip 12" and image["value"].endswith(".gif")
+    assert labels.startswith("clip 12: ") and table.hover[12].split(": ")[-1] in labels
     with pytest.raises(gr.Error, match="do not exist"):
         handlers.show_selection(table_key, "40")
     # A lasso's long list comes back as ranges, which select the same clips.

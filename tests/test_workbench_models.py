@@ -190,7 +190,7 @@ def test_embeddings_work_without_a_decoder(ctx, key, tmp_path, monkeypatch):
 def test_physics_works_without_a_decoder(ctx, key, loaded):
     movie, figure, note = PhysicsHandlers(ctx).show_pair(key, "continuity", 3)
     assert Path(movie).is_file() and "Mean surprise" in note
-    assert len(figure.data) == 4  # the matched set: A, C, B, D
+    assert len(figure.data) == 8  # the matched set: A, C, B, D, and each at step 0
     assert np.isfinite(np.asarray(figure.data[0].y, dtype=float)[2:]).all()
     curve, note = PhysicsHandlers(ctx).video_curve(key, loaded[0], 1)
     assert np.isfinite(np.asarray(curve.data[0].y, dtype=float)[2:]).all()

@@ -243,6 +243,37 @@ def test_figures_carry_the_values_they_show():
     assert probe_figure(records).data[0].name == "shape"
 
 
+def test_the_probe_curve_stands_beside_chance_and_its_first_measurement():
+    records = [
+        {"step": 1, "probe_shape": 0.2, "probe_speed": 0.3, "probe_label": 0.5},
+        {"step": 50, "probe_shape": 0.4, "probe_speed": 0.35, "probe_label": 0.6},
+    ]
+    fig = probe_figure(records)
+    traces = {trace.name: trace for trace in fig.data}
+    # Chance: 1 / number of classes of the physics world's label, dashed, over the steps.
+    for label, classes in (("shape", 6), ("speed", 3)):
+        chance = traces[f"{label}: chance {1 / classes:.0%}"]
+        assert chance.line.dash == "dash" and list(chance.x) == [1, 50]
+        assert list(chance.y) == pytest.approx([1 / classes] * 2)
+    # The first probe, one optimiser step in, is the reference; said so honestly.
+    start = traces["shape: step 1 (≈ untrained)"]
+    assert start.line.dash == "dot" and list(start.y) == pytest.approx([0.2, 0.2])
+    # A video list's label has no known class count: no chance line is invented for it.
+    assert not any(name.startswith("label: chance") for name in traces)
+    assert "label: step 1 (≈ untrained)" in traces
+    # A step-0 measurement is named as such; a chance level given overrides the default.
+    step0 = probe_figure([{"step": 0, "probe_speed": 0.5}], chance={"speed": 0.4})
+    assert [trace.name for trace in step0.data] == [
+        "speed",
+        "speed: chance 40%",
+        "speed: step 0 (untrained)",
+    ]
+    # A first probe after real training is no untrained reference: the title says so.
+    late = probe_figure([{"step": 10, "probe_shape": 0.3}])
+    assert [trace.name for trace in late.data] == ["shape", "shape: chance 17%"]
+    assert "first probe at step 10: no untrained reference" in late.layout.title.text
+
+
 def test_clip_store_drops_the_oldest_clips_beyond_its_budget():
     def video(name: str) -> Video:
         return Video(np.zeros((2, 10, 10, 3), np.uint8), 8.0, name, (10, 10), 2)  # 600 bytes

@@ -392,8 +392,10 @@ class Trainer:
         return RunResult(self.run_dir, cfg.steps, outcome.loss, stopped_early=False)
 
     def is_probe_step(self, steps_done: int) -> bool:
+        # Step 1 too, as the yardstick and RankMe: one optimiser step in, the untrained
+        # reference the curves are read against.
         every = self.cfg.monitor.online_probe_every
-        return bool(every) and (steps_done % every == 0 or steps_done == self.cfg.steps)
+        return bool(every) and (steps_done % every == 0 or steps_done in (1, self.cfg.steps))
 
     def is_physics_step(self, steps_done: int) -> bool:
         every = self.cfg.monitor.physics_every

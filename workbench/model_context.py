@@ -7,8 +7,9 @@
   is shown when the provenance holds one (`probe.step0.accuracy`), else "not recorded".
 * The decoder's quality: the no-learning baselines (mean-colour fill, nearest visible copy)
   that `decoder.starter` scores on the same clips (`quality.scores`).
-* The intuitive-physics yardstick, on demand: a quick reading of `train.eval.physics` beside
-  step 0 and chance 50%.
+* The intuitive-physics yardstick: the reading recorded when the bundle was built
+  (`provenance["physics"]`, a `train.eval.physics.PhysicsReport`), and on demand a quick
+  reading, both beside step 0, the no-learning rule and chance 50%.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import numpy as np
 
 from decoder.bundle import Bundle
 from train.data.synthetic import PhysicsWorld
-from train.eval.physics import PhysicsConfig, evaluate_physics
+from train.eval.physics import PhysicsConfig, PhysicsReport, evaluate_physics
 
 NOT_RECORDED = "not recorded"
-# Pairs per law of the app's quick yardstick: a few seconds on the starter; the CLI's default
-# (50) gives the recorded numbers.
+# Matched sets per law of the app's quick yardstick: 32 sets, each four clips scored by the
+# model, its step-0 weights and the no-learning rule, took 47.6 s on the starter on 2 CPU
+# cores (load about 2). The CLI's default (50 per law) gives the recorded numbers.
 QUICK_PAIRS_PER_LAW = 8
+QUICK_DURATION = "about a minute on 2 CPU cores"
 
 
 def chance_levels(labels: Mapping[str, Sequence[int] | np.ndarray]) -> dict[str, float]:
@@ -120,6 +123,30 @@ def baseline_rows(provenance: dict[str, Any], family: str) -> list[list[Any]]:
 
 def _rounded(value: Any) -> Any:
     return round(value, 3) if isinstance(value, (int, float)) else ""
+
+
+def recorded_yardstick(provenance: dict[str, Any]) -> str | None:
+    """The intuitive-physics table recorded in the provenance when the bundle was built, as
+    markdown, or None when it records none."""
+    recorded = provenance.get("physics")
+    if not isinstance(recorded, dict):
+        return None
+    try:
+        report = PhysicsReport(**recorded)
+        table = report.table()
+    except (TypeError, KeyError) as err:  # written by another version of the yardstick
+        return (
+            "The provenance records an intuitive-physics reading this version cannot read "
+            f"({type(err).__name__}: {err}); the button measures a quick one, and `python -m "
+            "train.eval.physics MODEL` a full one."
+        )
+    per_law = report.settings.get("pairs_per_law", "?")
+    sets = "set" if per_law == 1 else "sets"
+    return (
+        f"{table}\n\nRecorded when the bundle was built: {per_law} {sets} per law, "
+        "beside step 0 and the no-learning rule; the button re-measures a quick reading "
+        f"({QUICK_PAIRS_PER_LAW} per law)."
+    )
 
 
 def quick_yardstick(

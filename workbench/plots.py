@@ -6,17 +6,18 @@ Plain functions returning `go.Figure`, usable in notebooks as they are in the ap
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from workbench.model_context import uniform_chance
+
 HEIGHT = 320
 MARGIN = {"l": 50, "r": 20, "t": 40, "b": 40}
 PALETTE = qualitative.Plotly + qualitative.D3
-SELECTED_COLOUR = "#222222"
 
 
 def _layout(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
@@ -223,14 +224,60 @@ def collapse_figure(records: Sequence[dict[str, Any]]) -> go.Figure:
     return fig
 
 
-def probe_figure(records: Sequence[dict[str, Any]]) -> go.Figure:
-    """Online probe accuracy per label (`probe_<label>` keys)."""
+def probe_figure(
+    records: Sequence[dict[str, Any]], chance: Mapping[str, float] | None = None
+) -> go.Figure:
+    """Online probe accuracy per label (`probe_<label>` keys), each beside its chance level
+    (dashed) and its first measurement (dotted) when that comes before any real training.
+
+    `chance`: per label, the accuracy of guessing; by default 1 / number of classes of the
+    physics world's labels (`model_context.uniform_chance`: the online probe's clips are drawn
+    from it, every class equally likely). A label it does not name (a video list's `label`)
+    gets no chance line. The reference line is the step-0 measurement when the metrics hold
+    one, else a step-1 measurement, one optimiser step in, so about the untrained model; a
+    first probe any later has already learned and is not drawn as the reference."""
+    levels = uniform_chance() if chance is None else dict(chance)
     keys = sorted({k for record in records for k in record if k.startswith("probe_")})
     fig = go.Figure()
-    for key in keys:
+    for index, key in enumerate(keys):
+        label, colour = key[6:], PALETTE[index % len(PALETTE)]
         steps, values = metric_series(records, key)
-        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=key[6:]))
+        fig.add_trace(
+            go.Scatter(x=steps, y=values, mode="lines+markers", name=label, line={"color": colour})
+        )
+        if not steps:
+            continue
+        span = [min(steps), max(steps)]
+        if label in levels:
+            fig.add_trace(
+                go.Scatter(
+                    x=span,
+                    y=[levels[label]] * 2,
+                    mode="lines",
+                    name=f"{label}: chance {levels[label]:.0%}",
+                    line={"color": colour, "dash": "dash", "width": 1},
+                    hovertemplate=f"{label}: chance %{{y:.1%}}<extra></extra>",
+                )
+            )
+        if steps[0] <= 1:
+            when = "step 0 (untrained)" if steps[0] == 0 else "step 1 (≈ untrained)"
+            fig.add_trace(
+                go.Scatter(
+                    x=span,
+                    y=[values[0]] * 2,
+                    mode="lines",
+                    name=f"{label}: {when}",
+                    line={"color": colour, "dash": "dot", "width": 1},
+                    hovertemplate=f"{label} at {when}: %{{y:.1%}}<extra></extra>",
+                )
+            )
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="accuracy", range=[0, 1], tickformat=".0%")
-    title = "Online probe accuracy" if keys else "Online probe accuracy (not measured yet)"
+    first = min((s for key in keys for s in metric_series(records, key)[0]), default=None)
+    if first is None:
+        title = "Online probe accuracy (not measured yet)"
+    elif first > 1:
+        title = f"Online probe accuracy (first probe at step {first}: no untrained reference)"
+    else:
+        title = "Online probe accuracy (dashed: chance; dotted: before training)"
     return _layout(fig, title)

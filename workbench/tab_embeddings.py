@@ -391,12 +391,15 @@ class EmbeddingHandlers:
         return archive, note
 
     @user_errors
-    def show_hover(self, table_key: str | None, hovered: str) -> Any:
+    def show_hover(self, table_key: str | None, hovered: str) -> tuple[Any, Any]:
+        """(the hovered clip, labelled with its number only so the label fits above the image;
+        its labels in full beside it)."""
         if table_key is None or not (hovered or "").strip():
-            return gr.skip()
+            return gr.skip(), gr.skip()
         table = cached_table(table_key)
         row = parse_clip_numbers(hovered, len(table))[0]
-        return gr.update(value=thumbnail(table, row, HOVER_PX), label=_labels_line(table, row))
+        image = gr.update(value=thumbnail(table, row, HOVER_PX), label=_caption(row))
+        return image, _labels_line(table, row)
 
 
 def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
@@ -441,6 +444,7 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
             plot = gr.Plot(label="Clip map", elem_id="embedding-map")
         with gr.Column(scale=1):
             hovered = gr.Image(label="Hovered clip", height=260, elem_id="embedding-hovered")
+            hovered_labels = gr.Markdown(elem_id="embedding-hovered-labels")
             selection = gr.Textbox(
                 label="Selected clips",
                 placeholder="3, 17 or 3-17",
@@ -520,7 +524,7 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
     hover_button.click(
         handlers.show_hover,
         [table_key, hover_box],
-        hovered,
+        [hovered, hovered_labels],
         show_progress="hidden",
         api_visibility="undocumented",
     )

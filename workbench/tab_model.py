@@ -4,7 +4,8 @@ or data folders, with the big-model options of the command line), and where it c
 geometry, training steps, decoder quality per mask family, the pretraining curves when its run
 folder is here, and the full provenance record. Every number comes with its context (workbench/
 model_context.py): probe accuracy beside step 0 and chance, the decoder beside the no-learning
-baselines, and the intuitive-physics yardstick on demand beside step 0 and chance 50%."""
+baselines, and the intuitive-physics yardstick (as recorded when the bundle was built, or
+measured on demand) beside step 0 and chance 50%."""
 
 from __future__ import annotations
 
@@ -23,7 +24,14 @@ from workbench.context import AppContext
 from workbench.data_dirs import DataDirs, PathRefused
 from workbench.decoder_hint import decoder_hint
 from workbench.guard import USER_ERRORS, user_errors
-from workbench.model_context import baseline_rows, probe_table, quick_yardstick
+from workbench.model_context import (
+    QUICK_DURATION,
+    QUICK_PAIRS_PER_LAW,
+    baseline_rows,
+    probe_table,
+    quick_yardstick,
+    recorded_yardstick,
+)
 from workbench.paths import REPO_ROOT, shown
 from workbench.plots import collapse_figure, loss_figure
 
@@ -217,8 +225,14 @@ class ModelHandlers:
             raise type(err)(message.replace(str(path), text.strip())) from None
         return gr.update(choices=self.ctx.registry.choices(), value=entry.key)
 
-    def forget_yardstick(self) -> str:
-        return NOT_MEASURED
+    def forget_yardstick(self, bundle_key: str | None) -> str:
+        """On selecting a model: the previous model's reading goes; the yardstick recorded in
+        this model's provenance is shown, else NOT_MEASURED."""
+        try:
+            provenance = self.ctx.registry.load(bundle_key).provenance
+        except USER_ERRORS:  # describe() already reports a model that cannot be opened
+            return NOT_MEASURED
+        return recorded_yardstick(provenance) or NOT_MEASURED
 
     def refresh(self, bundle_key: str | None) -> Any:
         choices = self.ctx.registry.choices()
@@ -243,7 +257,11 @@ def build(
         "baselines where recorded",
     )
     with gr.Row():
-        measure = gr.Button("Measure the intuitive-physics yardstick (about 10 s)", scale=0)
+        measure = gr.Button(
+            f"Measure the intuitive-physics yardstick ({QUICK_PAIRS_PER_LAW} sets per law; "
+            f"{QUICK_DURATION})",
+            scale=0,
+        )
         yardstick = gr.Markdown(NOT_MEASURED, elem_id="model-yardstick")
     with gr.Row() as curves:
         loss = gr.Plot(label="Pretraining loss")
@@ -272,7 +290,8 @@ def build(
         handlers.open_path, [path, weights, frames, img_size], bundle, api_name="open_model"
     ).success(handlers.describe, bundle, outputs, api_visibility="undocumented")
     measure.click(handlers.yardstick, bundle, yardstick, api_name="physics_yardstick")
-    bundle.change(handlers.forget_yardstick, None, yardstick, api_visibility="undocumented")
+    # No triggers: on page load and whenever another model is selected.
+    gr.on(None, handlers.forget_yardstick, bundle, yardstick, api_visibility="undocumented")
     # Whenever the curves are (re)drawn, on page load too: hide them when there are none.
     loss.change(handlers.curves_shown, bundle, curves, api_visibility="undocumented")
     return handlers, outputs

@@ -11,12 +11,17 @@ latents of the second half, and the error per frame is the surprise. A model tha
 law is more surprised by the impossible clips after the violation.
 
 The same curve over the clip loaded in Predict (an upload included) slides over its whole
-length."""
+length.
+
+Beside every trained curve the same architecture at step 0 (workbench/step0.py) is measured on
+the same clips, dashed: what the untrained model already "notices" (a vanishing object simply
+leaves an easier scene) is not learned physics."""
 
 from __future__ import annotations
 
 import gradio as gr
 import numpy as np
+import plotly.graph_objects as go
 import torch
 
 from decoder.bundle import Bundle
@@ -28,8 +33,9 @@ from workbench.context import AppContext
 from workbench.frames import enlarge, side_by_side
 from workbench.guard import user_errors
 from workbench.paths import new_output_path
-from workbench.plots import twin_surprise_figure, video_surprise_figure
+from workbench.plots import PALETTE, twin_surprise_figure, video_surprise_figure
 from workbench.predict import PLAYBACK_FPS, VIDEO_PX
+from workbench.step0 import untrained_models
 from workbench.video_io import write_mp4
 
 MAX_PAIR_NUMBER = 99
@@ -58,9 +64,23 @@ def _frames(clip: torch.Tensor) -> np.ndarray:
     return clip.permute(1, 2, 3, 0).numpy()
 
 
-def _note(pair: PhysicsPair, scores: list[float]) -> str:
+def _yes(more: bool) -> str:
+    return "yes" if more else "**no**"
+
+
+def _step0_line(scores: list[float]) -> str:
+    """The step-0 verdicts on the same matched set, in one line (`scores`: A, C, B, D)."""
+    a, c, b, d = scores
+    return (
+        f"- **Step 0** (the same architecture untrained; dashed curves): impossible twin more "
+        f"surprising: {_yes(c > a)} (C {c:.4f} vs A {a:.4f}); impossible clips of the set "
+        f"more surprising: {_yes(c + d > a + b)} ({c + d:.4f} vs {a + b:.4f})."
+    )
+
+
+def _note(pair: PhysicsPair, scores: list[float], step0: list[float]) -> str:
     """Both verdicts on one matched set, from each clip's mean surprise over the windows
-    (`scores` in the order of MATCHED_SET: A, C, B, D)."""
+    (`scores` in the order of MATCHED_SET: A, C, B, D), and the same at step 0 (`step0`)."""
     a, c, b, d = scores
     if c > a:
         pair_verdict = "more surprised by C: it expected the law to hold"
@@ -79,7 +99,8 @@ def _note(pair: PhysicsPair, scores: list[float]) -> str:
         f"Mean surprise over the windows: A {a:.4f}, C {c:.4f}, B {b:.4f}, D {d:.4f}.\n\n"
         f"- **Pair**, C {c:.4f} vs A {a:.4f}: the model is {pair_verdict}.\n"
         f"- **Matched set**, S(C) + S(D) {unlawful:.4f} vs S(A) + S(B) {lawful:.4f}: "
-        f"{matched_verdict}.\n\n"
+        f"{matched_verdict}.\n"
+        f"{_step0_line(step0)}\n\n"
         # Why the pair alone misleads: it rewards whatever is easier to predict after k.
         "The matched set is the fairer test: every frame of C and D is a frame of A or B at the "
         "same time, so frames that are simply easier to predict (an empty scene after a "
@@ -87,6 +108,29 @@ def _note(pair: PhysicsPair, scores: list[float]) -> str:
         "sets: `python -m train.eval.physics MODEL` (a model that learned nothing sits near "
         "50%)."
     )
+
+
+STEP0_NAME = "untrained (step 0)"
+
+
+def _add_step0_curves(figure: go.Figure, per_frame: np.ndarray) -> None:
+    """The step-0 surprise of each clip of the set, dashed, in its trained curve's colour."""
+    for index, (values, name) in enumerate(zip(per_frame, CLIP_NAMES, strict=True)):
+        figure.add_trace(
+            go.Scatter(
+                x=list(range(len(values))),
+                y=np.asarray(values, dtype=np.float64),
+                mode="lines",
+                name=f"{name}, {STEP0_NAME}",
+                line={"dash": "dash", "width": 1, "color": PALETTE[index]},
+                connectgaps=False,
+                hovertemplate=f"{name} at step 0<br>frame %{{x}}<br>surprise %{{y:.4f}}"
+                "<extra></extra>",
+            )
+        )
+    # The trained curves in the same colours, so each dashed curve pairs with its clip's.
+    for index, trace in enumerate(figure.data[: len(CLIP_NAMES)]):
+        trace.line.color = PALETTE[index]
 
 
 class PhysicsHandlers:
@@ -107,9 +151,10 @@ class PhysicsHandlers:
         """(side-by-side mp4 of the matched set, its surprise curves, a note)."""
         bundle = self.ctx.registry.load(bundle_key)
         pair, context = self._pair(bundle, law, number)
-        forecaster = LatentForecaster(bundle.pretrained)
         clips = [getattr(pair, clip) for clip in MATCHED_SET]
-        surprise = measure_surprise(forecaster, torch.stack(clips), context)
+        batch = torch.stack(clips)
+        surprise = measure_surprise(LatentForecaster(bundle.pretrained), batch, context)
+        untrained = measure_surprise(LatentForecaster(untrained_models(bundle)), batch, context)
         k = pair.violation_frame
         # Every second clip of the set (C, D) is impossible: a red border from k on.
         shown = [_frames(clip) for clip in clips]
@@ -117,7 +162,11 @@ class PhysicsHandlers:
         movie = side_by_side([enlarge(frames, VIDEO_PX) for frames in shown])
         path = write_mp4(movie, new_output_path("physics", ".mp4"), PLAYBACK_FPS)
         figure = twin_surprise_figure(surprise.per_frame.numpy(), k, CLIP_NAMES)
-        return str(path), figure, _note(pair, surprise.clip_score("mean").tolist())
+        _add_step0_curves(figure, untrained.per_frame.numpy())
+        note = _note(
+            pair, surprise.clip_score("mean").tolist(), untrained.clip_score("mean").tolist()
+        )
+        return str(path), figure, note
 
     @user_errors
     def video_curve(self, bundle_key: str | None, clip_key: str | None, step: int):
@@ -132,14 +181,29 @@ class PhysicsHandlers:
             )
         clip = fit_clip(frames, len(frames), bundle.img_size)[None]  # [1, 3, T, S, S]
         context = bundle.num_frames // 2
-        surprise = measure_surprise(LatentForecaster(bundle.pretrained), clip, context)
-        figure = video_surprise_figure(surprise.per_frame[0].numpy(), int(step))
-        peak = int(np.nanargmax(surprise.per_frame[0].numpy()))
+        trained = measure_surprise(LatentForecaster(bundle.pretrained), clip, context)
+        untrained = measure_surprise(LatentForecaster(untrained_models(bundle)), clip, context)
+        per_frame, step0 = trained.per_frame[0].numpy(), untrained.per_frame[0].numpy()
+        figure = video_surprise_figure(per_frame, int(step))
+        figure.add_trace(
+            go.Scatter(
+                x=[i * int(step) for i in range(len(step0))],
+                y=step0.astype(np.float64),
+                mode="lines",
+                name=STEP0_NAME,
+                line={"dash": "dash", "color": "grey"},
+                connectgaps=False,
+                hovertemplate="frame %{x}<br>step-0 surprise %{y:.4f}<extra></extra>",
+            )
+        )
+        peak, peak0 = int(np.nanargmax(per_frame)), int(np.nanargmax(step0))
         note = (
             f"{video.name}: {clip.shape[2]} frames (every {int(step)}. frame"
             f"{', cut to ' + str(MAX_CURVE_FRAMES) if len(frames) == MAX_CURVE_FRAMES else ''}); "
             f"windows of {bundle.num_frames} frames, the first {context} predict the rest. "
-            f"Most surprising: frame {peak * int(step)} of the clip."
+            f"Most surprising: frame {peak * int(step)} of the clip (mean surprise "
+            f"{np.nanmean(per_frame):.4f}). At step 0, the same architecture untrained (dashed): "
+            f"frame {peak0 * int(step)} (mean {np.nanmean(step0):.4f})."
         )
         return figure, note
 
@@ -154,7 +218,8 @@ def build(ctx: AppContext, bundle: gr.Dropdown, shared: dict) -> None:
         "violation in reverse. C and D show the same frames as A and B, only in an impossible "
         "order. The curves are the model's **surprise** per frame: the L1 distance between the "
         "latents it predicts for the coming frames and the latents the target encoder computes "
-        "for them."
+        "for them. The dashed curves are the same architecture untrained (step 0) on the same "
+        "clips: a difference it shows too is no learned physics."
     )
     with gr.Row():
         law = gr.Dropdown(list(LAWS), value=LAWS[0], label="Law")

@@ -19,7 +19,7 @@ from decoder_fixtures import micro_decoder_config, micro_pretrained, random_clip
 from train.checkpoint import load_checkpoint
 from train.config import ConfigError, load_config
 from train.loop import train
-from train.monitor import read_metrics
+from train.monitor import read_metrics, training_seconds
 from video_fixtures import write_video
 
 pytestmark = pytest.mark.slow
@@ -147,16 +147,29 @@ def test_starter_builds_a_bundle_that_opens(tmp_path):
         "decoder.num_workers=0",
         "probe_clips=0",
         "quality_clips=2",
+        "physics_pairs_per_law=1",
     ]
     path = build_starter(load_starter_config(overrides))
     bundle = load_bundle(path)
     assert bundle.provenance["pretrain"]["steps"] == 3 and bundle.provenance["probe"] is None
+    # The yardstick is recorded beside step 0 and the no-learning rule, for the Model tab.
+    physics = bundle.provenance["physics"]
+    assert physics["step"] == 3 and physics["pairs"]["total"] == 4
+    assert {"trained", "step 0"} <= set(physics["models"])
+    assert bundle.provenance["seconds"]["physics"] == physics["seconds"] > 0
     assert set(bundle.provenance["quality"]["scores"]) == set(EVAL_FAMILIES)
     assert bundle.encoder.blocks[0].attn.qkv.weight.dtype == torch.float32  # stored as fp16
     with pytest.raises(ConfigError, match="delete it to rebuild from scratch"):
         build_starter(load_starter_config(overrides))
     with pytest.raises(ConfigError, match="unknown config key"):
         load_starter_config(["steps=3"])
+
+
+def test_training_seconds_add_up_the_processes_of_a_resumed_run():
+    # elapsed_s restarts at each resume: 30 s, then 20 s more, then 5 s more.
+    records = [{"elapsed_s": e} for e in (10.0, 30.0, 4.0, 20.0, 5.0)]
+    assert training_seconds([*records, {"step": 9}]) == 55.0
+    assert training_seconds([]) == 0.0
 
 
 def test_video_runs_hold_out_real_files_from_the_decoder(tmp_path, micro_overrides):
@@ -194,3 +207,49 @@ def test_a_single_file_run_says_its_held_out_clips_are_not_unseen(tmp_path, micr
     )
     with pytest.warns(UserWarning, match="one file"):
         assert len(held_out_dataset(run)) == 1
+
+
+def test_a_fit_folder_in_use_is_refused_and_a_killed_holders_lock_is_not(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from test_hardening_runs import HOLD_LOCK  # holds RUN/.lock as the training's test does
+
+    common = (*FAST, "steps=3", "checkpoint_every=1", "eval_every=0", f"out={tmp_path / 'fit'}")
+    original_step = DecoderTrainer.optimizer_step
+    calls, second = {"n": 0}, {}
+
+    def second_fit_into_the_folder_at_step_2(self):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first fit has written step 1 and holds the folder
+            with pytest.raises(ConfigError) as err:
+                fit_decoder(micro_pretrained(), micro_decoder_config(*common))
+            second["error"] = str(err.value)
+            raise Interrupted
+        return original_step(self)
+
+    monkeypatch.setattr(DecoderTrainer, "optimizer_step", second_fit_into_the_folder_at_step_2)
+    with pytest.raises(Interrupted):
+        fit_decoder(micro_pretrained(), micro_decoder_config(*common))
+    monkeypatch.setattr(DecoderTrainer, "optimizer_step", original_step)
+    assert f"in use by another decoder fit (process {os.getpid()})" in second["error"]
+    assert "choose another out=" in second["error"]
+    steps = [r["step"] for r in read_metrics(tmp_path / "fit" / "metrics.jsonl")]
+    assert steps == [1]  # the second fit wrote nothing into the first one's folder
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "fit" / ".lock")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ConfigError, match=f"decoder fit \\(process {holder.pid}\\)"):
+            fit_decoder(micro_pretrained(), micro_decoder_config(*common, "resume=true"))
+    finally:
+        holder.kill()  # as kill -9 would: the lock file stays behind
+        holder.wait()
+    assert (tmp_path / "fit" / ".lock").exists()
+    resumed = fit_decoder(micro_pretrained(), micro_decoder_config(*common, "resume=true"))
+    assert resumed.steps_done == 3

@@ -72,3 +72,17 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def training_seconds(records: list[dict[str, Any]]) -> float:
+    """Wall-clock seconds a run has trained, over all the processes that wrote its metrics:
+    `elapsed_s` restarts from zero when a run resumes, so each stretch adds its last value."""
+    total, last = 0.0, 0.0
+    for record in records:
+        elapsed = record.get("elapsed_s")
+        if elapsed is None:
+            continue
+        if elapsed < last:
+            total += last
+        last = elapsed
+    return total + last

@@ -46,13 +46,12 @@ from train.runtime import (
     StopSignal,
     TrainingError,
     check_resumable,
-    checkpoint_due,
     progress_bar,
     resolve_device,
-    warn_stopped,
 )
 from train.schedules import Schedules
 from train.step import autocast
+from train.step_loop import StepEnd, run_steps
 from train.tokens import TokenGeometry
 
 log = logging.getLogger("decoder")
@@ -190,8 +189,6 @@ class DecoderTrainer:
     def run(self) -> FitResult:
         cfg = self.cfg
         self.prepare_run_dir()
-        held_out: dict[str, dict[str, float]] = {}
-        loss_value = float("nan")
         if self.start_step >= cfg.steps:
             log.warning("%s already finished %d steps; evaluating it", self.run_dir, cfg.steps)
             held_out = self.evaluate()
@@ -209,58 +206,56 @@ class DecoderTrainer:
         )
         bar = progress_bar(f"decoder {self.run_dir.name}", cfg.steps, self.start_step)
         started = time.perf_counter()
+        held_out: dict[str, dict[str, float]] = {}  # the latest evaluation's
+
+        def one_step(step: int, stop: StopSignal) -> StepEnd:
+            nonlocal held_out
+            steps_done = step + 1
+            fetch_start = time.perf_counter()
+            batch = next(batches).to(self.device)
+            compute_start = time.perf_counter()
+            lr = self.schedules.lr(step)
+            set_schedule(self.optimizer, lr, self.schedules.weight_decay(step))
+            loss, hidden = self.loss(batch)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise TrainingError(
+                    f"decoder loss became {loss_value} at step {steps_done}; nothing of this "
+                    "step was saved. Resume with resume=true and a lower optim.lr, or "
+                    "precision=fp32."
+                )
+            loss.backward()
+            grad_norm = self.optimizer_step()
+            step_s = time.perf_counter() - compute_start
+            data_s = compute_start - fetch_start
+            last = steps_done == cfg.steps
+            evaluate_now = last or (cfg.eval_every and steps_done % cfg.eval_every == 0)
+            if steps_done % cfg.log_every == 0 or steps_done == 1 or evaluate_now:
+                record = {
+                    "step": steps_done,
+                    "loss": loss_value,
+                    "lr": lr,
+                    "grad_norm": grad_norm,
+                    "mask_ratio": hidden,
+                    "data_s": data_s,
+                    "step_s": step_s,
+                    "clips_per_s": cfg.batch_size / max(1e-9, data_s + step_s),
+                    "elapsed_s": time.perf_counter() - started,
+                }
+                if evaluate_now:
+                    held_out = self.evaluate()
+                    record["held_out"] = held_out
+                self.metrics.write(record)
+                bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+            # The signal is read after the evaluation, so one during it stops at this step. The
+            # last step ends the fit with its bundle, signal or not.
+            return StepEnd(steps_done, loss_value, stop.requested and not last)
+
         self.decoder.train()
-        with StopSignal() as stop:
-            for step in range(self.start_step, cfg.steps):
-                steps_done = step + 1
-                fetch_start = time.perf_counter()
-                batch = next(batches).to(self.device)
-                compute_start = time.perf_counter()
-                lr = self.schedules.lr(step)
-                set_schedule(self.optimizer, lr, self.schedules.weight_decay(step))
-                loss, hidden = self.loss(batch)
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise TrainingError(
-                        f"decoder loss became {loss_value} at step {steps_done}; nothing of this "
-                        "step was saved. Resume with resume=true and a lower optim.lr, or "
-                        "precision=fp32."
-                    )
-                loss.backward()
-                grad_norm = self.optimizer_step()
-                step_s = time.perf_counter() - compute_start
-                data_s = compute_start - fetch_start
-                last = steps_done == cfg.steps
-                evaluate_now = last or (cfg.eval_every and steps_done % cfg.eval_every == 0)
-                if steps_done % cfg.log_every == 0 or steps_done == 1 or evaluate_now:
-                    record = {
-                        "step": steps_done,
-                        "loss": loss_value,
-                        "lr": lr,
-                        "grad_norm": grad_norm,
-                        "mask_ratio": hidden,
-                        "data_s": data_s,
-                        "step_s": step_s,
-                        "clips_per_s": cfg.batch_size / max(1e-9, data_s + step_s),
-                        "elapsed_s": time.perf_counter() - started,
-                    }
-                    if evaluate_now:
-                        held_out = self.evaluate()
-                        record["held_out"] = held_out
-                    self.metrics.write(record)
-                    bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
-                bar.update(1)
-                if checkpoint_due(steps_done, cfg.checkpoint_every, cfg.steps, stop.requested):
-                    self.save(steps_done, loss_value)
-                if stop.requested and not last:
-                    bar.close()
-                    warn_stopped(log, steps_done, self.ckpt_dir)
-                    return FitResult(
-                        self.run_dir, steps_done, loss_value, held_out, self.decoder, True
-                    )
-        bar.close()
-        self.write_bundle(loss_value, held_out)
-        return FitResult(self.run_dir, cfg.steps, loss_value, held_out, self.decoder, False)
+        end, stopped = run_steps(self, bar, one_step, log)
+        if not stopped:
+            self.write_bundle(end.loss, held_out)
+        return FitResult(self.run_dir, end.steps_done, end.loss, held_out, self.decoder, stopped)
 
     def write_bundle(self, loss: float, held_out: dict) -> Path:
         provenance = {

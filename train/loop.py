@@ -47,17 +47,15 @@ from train.run_dir import RunLock, checkpoint_to_resume, load_for_resume, write_
 from train.runtime import (
     BadDataError,
     NonFiniteLossError,
-    StopSignal,
     TrainingError,
     check_batch_memory,
     check_resumable,
-    checkpoint_due,
     progress_bar,
     resolve_device,
-    warn_stopped,
 )
 from train.schedules import Schedules
 from train.step import StepSetup, autocast, forward_backward
+from train.step_loop import StepEnd, run_steps
 
 log = logging.getLogger("train")
 
@@ -81,10 +79,7 @@ def max_abs(tensors) -> float:
 
 
 @dataclass
-class StepOutcome:
-    steps_done: int
-    loss: float
-    stop_requested: bool
+class StepOutcome(StepEnd):
     record: dict | None  # the metrics of a logged step, before the periodic monitors
 
 
@@ -370,26 +365,24 @@ class Trainer:
         quiet = not self.dist.is_main
         bar = progress_bar(f"train {self.run_dir.name}", cfg.steps, self.start_step, quiet)
         started = time.perf_counter()
-        outcome = None
+
+        def check_and_log(outcome: StepOutcome, saving: bool) -> None:
+            if saving or outcome.record is not None:
+                self.check_finite(outcome.steps_done)  # never log or save non-finite weights,
+                self.check_not_diverged(outcome.steps_done)  # nor weights that ran away
+            if self.dist.is_main and outcome.record is not None:
+                self.log_step(outcome, monitor_clips, time.perf_counter() - started, bar)
+
         self.model.train()
-        with StopSignal() as stop, bar:
-            for step in range(self.start_step, cfg.steps):
-                outcome = self.train_step(step, batches, stop.requested)
-                steps_done = step + 1
-                stopping = outcome.stop_requested
-                saving = checkpoint_due(steps_done, cfg.checkpoint_every, cfg.steps, stopping)
-                if saving or outcome.record is not None:
-                    self.check_finite(steps_done)  # never log or save non-finite weights,
-                    self.check_not_diverged(steps_done)  # nor weights that ran away
-                if self.dist.is_main and outcome.record is not None:
-                    self.log_step(outcome, monitor_clips, time.perf_counter() - started, bar)
-                bar.update(1)
-                if saving:
-                    self.save(steps_done, outcome.loss)
-                if stopping:
-                    warn_stopped(log, steps_done, self.ckpt_dir)
-                    return RunResult(self.run_dir, steps_done, outcome.loss, stopped_early=True)
-        return RunResult(self.run_dir, cfg.steps, outcome.loss, stopped_early=False)
+        # The signal is read at the start of each step; train_step agrees on it across ranks.
+        end, stopped = run_steps(
+            self,
+            bar,
+            lambda step, stop: self.train_step(step, batches, stop.requested),
+            log,
+            before_save=check_and_log,
+        )
+        return RunResult(self.run_dir, end.steps_done, end.loss, stopped_early=stopped)
 
     def is_probe_step(self, steps_done: int) -> bool:
         # Step 1 too, as the yardstick and RankMe: one optimiser step in, the untrained

@@ -53,8 +53,26 @@ def shoot(page, out: Path, name: str) -> None:
 def predict(page, out: Path) -> None:
     open_tab(page, "Predict")  # --tabs may have opened another tab first
     page.wait_for_selector("#clip-info:has-text('frames')")
+    # The painted region hidden from the middle frame on: the starter's own task (the future
+    # from the first half), where its decoded prediction shows the hidden objects.
+    page.get_by_label("the future").check()
     paint_and_predict(page)
     page.wait_for_selector("#video-prediction video")
+    page.wait_for_timeout(2000)  # every player loads its video
+    # The players show a hidden frame (about the 7th of 8), not the first, which is visible.
+    page.evaluate(
+        """() => Promise.all([...document.querySelectorAll('video')].map(v => new Promise(
+            done => {
+                setTimeout(done, 5000);  // a player that cannot load stays as it is
+                const seek = () => {
+                    v.pause();
+                    v.onseeked = done;
+                    v.currentTime = v.duration * 0.8;
+                };
+                if (v.readyState >= 1) seek();
+                else { v.onloadedmetadata = seek; v.load(); }
+            })))"""
+    )
     shoot(page, out, "predict")
 
 
@@ -108,7 +126,7 @@ def physics(page, out: Path) -> None:
     page.get_by_label("Law").click()
     page.get_by_role("option", name="inertia").click()
     page.click("#physics-pair-button")
-    page.wait_for_selector("text=Matched set")
+    page.wait_for_selector("text=Mean surprise over the windows")  # the set's note
     shoot(page, out, "physics")
 
 
@@ -124,7 +142,8 @@ def main() -> None:
     )
     parser.add_argument("--bundle", type=Path, default=STARTER_PATH)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "screenshots")
-    parser.add_argument("--train-steps", type=int, default=120)
+    # The Train tab's default run; the shot is taken halfway, when the yardstick has risen.
+    parser.add_argument("--train-steps", type=int, default=400)
     parser.add_argument(
         "--tabs", nargs="+", default=TABS, choices=TABS, help="which screenshots (default: all)"
     )

@@ -126,6 +126,9 @@ def test_a_pair_shows_the_step0_curves_and_verdicts_beside_the_trained_ones(trai
     # Each dashed curve in its clip's colour.
     colours = [trace.line.color for trace in figure.data]
     assert colours[:4] == colours[4:] and len(set(colours[:4])) == 4
+    # On an axis of their own, so the larger untrained surprise does not flatten the trained.
+    assert [trace.yaxis for trace in figure.data] == [None] * 4 + ["y2"] * 4
+    assert figure.layout.yaxis2.overlaying == "y"
     # One step-0 line with both verdicts, from the step-0 numbers.
     a, c, b, d = untrained.clip_score("mean").tolist()
     line = note.split("- **Step 0**")[1].split("\n")[0]

@@ -114,7 +114,9 @@ STEP0_NAME = "untrained (step 0)"
 
 
 def _add_step0_curves(figure: go.Figure, per_frame: np.ndarray) -> None:
-    """The step-0 surprise of each clip of the set, dashed, in its trained curve's colour."""
+    """The step-0 surprise of each clip of the set, dashed, in its trained curve's colour, on
+    an axis of its own (right): untrained surprise is several times the trained one (0.8
+    against 0.2 on the starter), and on one axis it would flatten the trained curves."""
     for index, (values, name) in enumerate(zip(per_frame, CLIP_NAMES, strict=True)):
         figure.add_trace(
             go.Scatter(
@@ -124,10 +126,24 @@ def _add_step0_curves(figure: go.Figure, per_frame: np.ndarray) -> None:
                 name=f"{name}, {STEP0_NAME}",
                 line={"dash": "dash", "width": 1, "color": PALETTE[index]},
                 connectgaps=False,
+                yaxis="y2",
                 hovertemplate=f"{name} at step 0<br>frame %{{x}}<br>surprise %{{y:.4f}}"
                 "<extra></extra>",
             )
         )
+    figure.update_layout(
+        yaxis2={
+            "title": "step 0 (dashed)",
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "showgrid": False,
+        },
+        # Eight curves: the legend goes below the plot, clear of the second axis.
+        legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0},
+        height=460,
+        margin={"b": 140},
+    )
     # The trained curves in the same colours, so each dashed curve pairs with its clip's.
     for index, trace in enumerate(figure.data[: len(CLIP_NAMES)]):
         trace.line.color = PALETTE[index]

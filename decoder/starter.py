@@ -143,6 +143,9 @@ def build_starter(cfg: StarterConfig) -> Path:
     records = read_metrics(work / "pretrain" / "metrics.jsonl")
     seconds["pretrain"] = max(time.perf_counter() - stage, training_seconds(records))
     pretrained, source = load_source(work / "pretrain")
+    # A run trained elsewhere and moved here resumes (out may change): the bundle names the
+    # build's folder, not the path the run was trained under on some machine.
+    pretrained.config.out = str(work / "pretrain")
     rankme = [r["rankme"] for r in records if "rankme" in r]
     source.update(
         preset=cfg.pretrain_preset,

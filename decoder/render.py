@@ -43,7 +43,11 @@ class Rendered:
     pixel_mask: np.ndarray  # bool [T, H, W]
     surprise: np.ndarray  # float32 [T]: per frame, NaN for frames with no masked token
     surprise_per_step: np.ndarray  # float32 [T']: per token time step, NaN where unmasked
+    token_errors: np.ndarray  # float32 [T', H', W']: each masked token's surprise, NaN where seen
     mask_index: int  # the predictor mask token used
+    # uint8 [T, H, W, 3]: the decoder on the *target* latents (the truth), black outside the
+    # mask; only with `render_prediction(..., decode_target=True)`.
+    decoded_target: np.ndarray | None = None
 
 
 def outline(pixel_mask: torch.Tensor) -> torch.Tensor:
@@ -61,6 +65,20 @@ def _paint(frames: torch.Tensor, where: torch.Tensor, colour: tuple[int, int, in
     out = frames.clone()
     out[where] = torch.tensor(colour, dtype=torch.uint8)
     return out
+
+
+def token_errors(
+    predicted: torch.Tensor,
+    target: torch.Tensor,
+    target_idx: torch.Tensor,
+    grid: tuple[int, int, int],
+) -> np.ndarray:
+    """float32 [T', H', W']: one clip's mean |predicted - target| per masked token (latents
+    [1, K, D] at `target_idx` [1, K]), NaN at the tokens the encoder saw."""
+    errors = (predicted.float() - target.float()).abs().mean(-1)[0].cpu().numpy()
+    out = np.full(int(np.prod(grid)), np.nan, np.float32)
+    out[target_idx[0].cpu().numpy()] = errors
+    return out.reshape(grid)
 
 
 def masked_surprise(
@@ -85,12 +103,15 @@ def render_prediction(
     clip_uint8: torch.Tensor | np.ndarray,
     target_mask: torch.Tensor | np.ndarray,
     mask_index: int | None = None,
+    decode_target: bool = False,
 ) -> Rendered:
     """Decode what the model predicts under `target_mask` (token mask [T', H', W'] or flat).
 
     `clip_uint8`: uint8 [T, H, W, 3] or [3, T, H, W] at the model's exact size (fit others with
     `bundle.fit_clip`). `mask_index`: the predictor mask token; by default the rule of
     `decoder.masks.mask_index_for` (pass the preset's own with `bundle.preset_mask`).
+    `decode_target`: also decode the target latents (`Rendered.decoded_target`), from the same
+    pass of the target encoder.
     """
     geometry = bundle.geometry
     clip = check_model_clip(clip_uint8, geometry)
@@ -105,6 +126,10 @@ def render_prediction(
     target = target_latents(pretrained, clips, masks)
     pixels = bundle.decoder(predicted, masks.target_idx, masks.target_valid)
     decoded = pixels_to_clips(pixels, masks, geometry)[0].cpu()
+    decoded_target = None
+    if decode_target:
+        target_pixels = bundle.decoder(target, masks.target_idx, masks.target_valid)
+        decoded_target = channels_last(pixels_to_clips(target_pixels, masks, geometry)[0].cpu())
 
     per_step, per_frame = masked_surprise(predicted, target, masks.target_idx, geometry)
 
@@ -121,5 +146,7 @@ def render_prediction(
         pixel_mask=pixel_mask.numpy(),
         surprise=per_frame.numpy().astype(np.float32),
         surprise_per_step=per_step.numpy().astype(np.float32),
+        token_errors=token_errors(predicted, target, masks.target_idx, geometry.grid),
         mask_index=int(mask_index),
+        decoded_target=None if decoded_target is None else decoded_target.numpy(),
     )

@@ -122,7 +122,9 @@ def test_the_comparison_scores_three_fills_inside_the_mask_only(trained, window)
     bundle = _bundle(trained)
     clip = bundle.fit_clip(window)
     mask = bundle.painted_mask(QUARTER)
-    rendered = render_prediction(bundle, clip, mask)
+    with pytest.raises(ValueError, match="decode_target=True"):
+        compare(bundle, clip, render_prediction(bundle, clip, mask))
+    rendered = render_prediction(bundle, clip, mask, decode_target=True)
     row = compare(bundle, clip, rendered)
     assert list(row.psnr) == [PREDICTION, TARGET, MEAN_COLOUR]
     assert all(np.isfinite(value) for value in row.psnr.values())

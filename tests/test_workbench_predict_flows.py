@@ -8,9 +8,12 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 import pytest
+import torch
 
 from decoder.bundle import without_decoder
+from decoder.latents import predicted_latents, target_latents, token_mask_set
 from decoder.render import render_prediction
+from train.data import normalize_clip
 from train.pretrained import resized_config
 from workbench.examples import example_names
 from workbench.masks_ui import MaskChoice, painted_pixels, token_mask
@@ -23,7 +26,6 @@ from workbench.surprise_map import (
     OUTSIDE_BRIGHTNESS,
     heat_colours,
     heatmap_frames,
-    model_token_errors,
 )
 from workbench.tab_predict import RESULT_OUTPUTS, PredictHandlers
 from workbench_fixtures import (
@@ -173,7 +175,14 @@ def rendered(ctx, key, clip_key):
 
 def test_the_heatmap_holds_the_per_token_errors_the_surprise_curve_averages(rendered):
     bundle, clip, shown = rendered
-    errors = model_token_errors(bundle, clip, shown.token_mask, shown.mask_index)
+    # Recomputed here from the latents, token by token: the rendered errors are these.
+    masks = token_mask_set(torch.from_numpy(shown.token_mask)[None])
+    clips = normalize_clip(clip[None])
+    predicted = predicted_latents(bundle.pretrained, clips, masks, shown.mask_index)[0]
+    target = target_latents(bundle.pretrained, clips, masks)[0]
+    errors = shown.token_errors
+    flat = errors.reshape(-1)[masks.target_idx[0].numpy()]
+    np.testing.assert_allclose(flat, (predicted - target).abs().mean(-1).numpy(), rtol=1e-5)
     assert errors.shape == bundle.grid
     np.testing.assert_array_equal(np.isnan(errors), ~shown.token_mask)
     per_step = np.nanmean(errors.reshape(errors.shape[0], -1), axis=1)

@@ -5,7 +5,7 @@ Beside the decoded prediction it shows what the same decoder makes of the *targe
 learning at all), each with its PSNR inside the mask. A decoded target far better than the
 prediction points at the predictor; one no better than the mean colour, at the decoder.
 
-    rendered = render_prediction(bundle, clip, mask, mask_index)
+    rendered = render_prediction(bundle, clip, mask, mask_index, decode_target=True)
     row = compare(bundle, clip, rendered)   # row.psnr, row.line(), row.target, row.mean_fill
 """
 
@@ -18,12 +18,9 @@ import torch
 
 from decoder.bundle import Bundle
 from decoder.clips import channels_last, check_model_clip
-from decoder.inference import pixels_to_clips
-from decoder.latents import target_latents, token_mask_set
 from decoder.masks import token_mask_to_pixels
 from decoder.quality import mean_colour_fill, psnr_in_region
 from decoder.render import OUTLINE_COLOUR, Rendered, outline
-from train.data import normalize_clip
 
 PREDICTION, TARGET, MEAN_COLOUR = "prediction", "decoded target latents", "mean-colour fill"
 
@@ -50,19 +47,17 @@ class Comparison:
 def compare(
     bundle: Bundle, clip_uint8: torch.Tensor | np.ndarray, rendered: Rendered
 ) -> Comparison:
-    """The comparison row for a prediction `rendered` from `clip_uint8` (the model's size)."""
+    """The comparison row for a prediction `rendered` from `clip_uint8` (the model's size),
+    rendered with `decode_target=True` (the decoded target comes from the prediction's own pass
+    of the target encoder)."""
     if not bundle.has_decoder:
         raise ValueError("this model has no pixel decoder: there is nothing decoded to compare")
-    geometry = bundle.geometry
-    clip = check_model_clip(clip_uint8, geometry)  # uint8 [3, T, H, W]
-    mask = torch.from_numpy(rendered.token_mask)
-    clips = normalize_clip(clip[None].to(bundle.device))
-    masks = token_mask_set(mask[None].to(bundle.device))
-    target = target_latents(bundle.pretrained, clips, masks)
-    pixels = bundle.decoder(target, masks.target_idx, masks.target_valid)
-    decoded_target = pixels_to_clips(pixels, masks, geometry)[0].cpu()
-    pixel_mask = token_mask_to_pixels(mask, geometry)
+    if rendered.decoded_target is None:
+        raise ValueError("render the prediction with decode_target=True to compare it")
+    clip = check_model_clip(clip_uint8, bundle.geometry)  # uint8 [3, T, H, W]
+    pixel_mask = token_mask_to_pixels(torch.from_numpy(rendered.token_mask), bundle.geometry)
     decoded_prediction = torch.from_numpy(rendered.decoded).permute(3, 0, 1, 2)
+    decoded_target = torch.from_numpy(rendered.decoded_target).permute(3, 0, 1, 2)
     filled = {
         PREDICTION: torch.where(pixel_mask, decoded_prediction, clip),
         TARGET: torch.where(pixel_mask, decoded_target, clip),

@@ -21,11 +21,10 @@ from decoder.bundle import Bundle
 from decoder.clips import channels_last, check_model_clip
 from decoder.latents import predicted_latents, token_mask_set
 from decoder.masks import check_token_mask, token_mask_to_pixels
-from decoder.render import HIDDEN_COLOUR, OUTLINE_COLOUR, masked_surprise, outline
+from decoder.render import HIDDEN_COLOUR, OUTLINE_COLOUR, masked_surprise, outline, token_errors
 from train.data import normalize_clip
 from train.objectives import build_objective, target_tokens
 from workbench.features import fit_pca, token_map_to_frames
-from workbench.surprise_map import token_errors
 
 # Outside the mask the target colours are shown at this brightness: context, not the answer.
 CONTEXT_BRIGHTNESS = 0.35

@@ -39,7 +39,7 @@ from workbench.masks_ui import (
 from workbench.paths import new_output_path
 from workbench.plots import surprise_figure
 from workbench.step0 import untrained_surprise
-from workbench.surprise_map import error_scale, heatmap_frames, model_token_errors
+from workbench.surprise_map import error_scale, heatmap_frames
 from workbench.video_io import write_mp4
 
 VIDEO_PX = 256  # shown videos are enlarged to about this size
@@ -158,10 +158,9 @@ def predict_masked(
         )
     clip = bundle.fit_clip(window)
     progress(*PREDICTING)
-    rendered = render_prediction(bundle, clip, mask, mask_index)
+    rendered = render_prediction(bundle, clip, mask, mask_index, decode_target=True)
     progress(*REFERENCE)
     untrained = untrained_surprise(bundle, clip, rendered.token_mask, rendered.mask_index)
-    errors = model_token_errors(bundle, clip, rendered.token_mask, rendered.mask_index)
     progress(*WRITING)
     shown = {
         "original": rendered.original,
@@ -186,7 +185,7 @@ def predict_masked(
         strip=strip(list(shown.values()), STRIP_PX),
         surprise=surprise_figure(rendered.surprise, frame_numbers, untrained),
         summary=summary,
-        **_heatmap(bundle, rendered.original, errors),
+        **_heatmap(bundle, rendered.original, rendered.token_errors),
         untrained=untrained,
         comparison=compare(bundle, clip, rendered),
     )

@@ -5,21 +5,15 @@ against the target encoder's, `decoder.render.masked_surprise`). This keeps thos
 errors on the token grid and paints them over the frames, so a user sees *which* tokens the
 model got wrong, not only when.
 
-    errors = model_token_errors(bundle, clip, token_mask, mask_index)  # [T', H', W'], NaN outside
+    errors = render_prediction(bundle, clip, token_mask).token_errors  # [T', H', W'], NaN outside
     frames = heatmap_frames(clip_frames, errors, bundle.geometry, scale=np.nanmax(errors))
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from plotly.colors import hex_to_rgb, sequential
 
-from decoder.bundle import Bundle
-from decoder.clips import check_model_clip
-from decoder.latents import predicted_latents, target_latents, token_mask_set
-from decoder.masks import check_token_mask
-from train.data import normalize_clip
 from train.tokens import TokenGeometry
 from workbench.features import token_map_to_frames
 
@@ -30,39 +24,6 @@ HEAT_OPACITY = 0.7
 # Perceptually ordered, dark (no error) to bright yellow (the largest error on the scale).
 COLOURS = np.array([hex_to_rgb(colour) for colour in sequential.Inferno], dtype=np.float64)
 SCALE_WORDS = "dark purple (0) to bright yellow"
-
-
-def token_errors(
-    predicted: torch.Tensor,
-    target: torch.Tensor,
-    target_idx: torch.Tensor,
-    grid: tuple[int, int, int],
-) -> np.ndarray:
-    """float32 [T', H', W']: one clip's mean |predicted - target| per masked token (latents
-    [1, K, D] at `target_idx` [1, K]), NaN at the tokens the encoder saw."""
-    errors = (predicted.float() - target.float()).abs().mean(-1)[0].cpu().numpy()
-    out = np.full(int(np.prod(grid)), np.nan, np.float32)
-    out[target_idx[0].cpu().numpy()] = errors
-    return out.reshape(grid)
-
-
-@torch.no_grad()
-def model_token_errors(
-    bundle: Bundle,
-    clip_uint8: torch.Tensor | np.ndarray,
-    token_mask: torch.Tensor | np.ndarray,
-    mask_index: int,
-) -> np.ndarray:
-    """`token_errors` of the bundle's model on a clip at its size under a token mask, computed
-    as the surprise curve computes them (`decoder.render.render_prediction`)."""
-    geometry = bundle.geometry
-    clip = check_model_clip(clip_uint8, geometry)
-    mask = check_token_mask(token_mask, geometry)
-    clips = normalize_clip(clip[None].to(bundle.device))
-    masks = token_mask_set(mask[None].to(bundle.device))
-    predicted = predicted_latents(bundle.pretrained, clips, masks, mask_index)
-    target = target_latents(bundle.pretrained, clips, masks)
-    return token_errors(predicted, target, masks.target_idx, geometry.grid)
 
 
 def heat_colours(values: np.ndarray, scale: float) -> np.ndarray:

@@ -82,18 +82,15 @@ def token_errors(
 
 
 def masked_surprise(
-    predicted: torch.Tensor,
-    target: torch.Tensor,
-    target_idx: torch.Tensor,
-    geometry: TokenGeometry,
+    errors: np.ndarray, geometry: TokenGeometry
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Surprise of one clip's masked tokens: mean |predicted - target| per token [1, K, D],
-    averaged per time step ([T'], NaN where nothing is masked) and repeated per frame."""
-    errors = (predicted.float() - target.float()).abs().mean(-1)[0].cpu()  # [K]
-    steps = target_idx[0].cpu() // (geometry.grid[1] * geometry.grid[2])
-    per_step = torch.full((geometry.grid[0],), float("nan"))
-    for step in steps.unique().tolist():
-        per_step[step] = errors[steps == step].mean()
+    """Surprise of one clip from its `token_errors` grid [T', H', W'] (NaN where seen): the
+    masked tokens' errors averaged per time step ([T'], NaN where nothing is masked) and
+    repeated per frame."""
+    flat = torch.from_numpy(errors).reshape(errors.shape[0], -1)
+    counts = (~flat.isnan()).sum(1)
+    per_step = flat.nan_to_num().sum(1) / counts.clamp(min=1)
+    per_step[counts == 0] = float("nan")
     return per_step, per_step.repeat_interleave(geometry.tubelet_size)
 
 
@@ -131,7 +128,8 @@ def render_prediction(
         target_pixels = bundle.decoder(target, masks.target_idx, masks.target_valid)
         decoded_target = channels_last(pixels_to_clips(target_pixels, masks, geometry)[0].cpu())
 
-    per_step, per_frame = masked_surprise(predicted, target, masks.target_idx, geometry)
+    errors = token_errors(predicted, target, masks.target_idx, geometry.grid)
+    per_step, per_frame = masked_surprise(errors, geometry)
 
     pixel_mask = token_mask_to_pixels(mask, geometry)
     edge = outline(pixel_mask)
@@ -146,7 +144,7 @@ def render_prediction(
         pixel_mask=pixel_mask.numpy(),
         surprise=per_frame.numpy().astype(np.float32),
         surprise_per_step=per_step.numpy().astype(np.float32),
-        token_errors=token_errors(predicted, target, masks.target_idx, geometry.grid),
+        token_errors=errors,
         mask_index=int(mask_index),
         decoded_target=None if decoded_target is None else decoded_target.numpy(),
     )

@@ -78,7 +78,8 @@ def latent_view(
     target = target_tokens(every_target, masks.target_idx)  # [1, K, D]
 
     # Surprise exactly as the decoded view computes it.
-    per_step, per_frame = masked_surprise(predicted, target, masks.target_idx, geometry)
+    errors = token_errors(predicted, target, masks.target_idx, geometry.grid)
+    per_step, per_frame = masked_surprise(errors, geometry)
     target_idx = masks.target_idx[0].cpu()
 
     # One PCA, fitted on the target latents of the whole clip, colours both.
@@ -108,7 +109,7 @@ def latent_view(
         token_mask=mask.numpy(),
         surprise=per_frame.numpy().astype(np.float32),
         surprise_per_step=per_step.numpy().astype(np.float32),
-        token_errors=token_errors(predicted, target, masks.target_idx, geometry.grid),
+        token_errors=errors,
         mask_index=int(mask_index),
         explained=projection.explained,
     )

@@ -18,7 +18,7 @@ from decoder.bundle import Bundle
 from decoder.clips import check_model_clip
 from decoder.latents import predicted_latents, target_latents, token_mask_set
 from decoder.masks import check_token_mask
-from decoder.render import masked_surprise
+from decoder.render import masked_surprise, token_errors
 from train.config import to_dict
 from train.data import normalize_clip
 from train.pretrained import Pretrained, cast_weights, initial_models
@@ -60,5 +60,6 @@ def untrained_surprise(
     masks = token_mask_set(mask[None].to(bundle.device))
     predicted = predicted_latents(models, clips, masks, mask_index)
     target = target_latents(models, clips, masks)
-    _, per_frame = masked_surprise(predicted, target, masks.target_idx, geometry)
+    errors = token_errors(predicted, target, masks.target_idx, geometry.grid)
+    _, per_frame = masked_surprise(errors, geometry)
     return per_frame.numpy().astype(np.float32)

@@ -12,7 +12,7 @@ from train.eval import probe_report
 from train.eval.__main__ import main
 from train.eval.config import load_eval_config
 from train.eval.evaluation import evaluate
-from train.eval.source import initial_encoder
+from train.eval.source import first_blocks, initial_encoder
 from train.loop import Trainer, train
 from train.pretrained import load_pretrained
 
@@ -142,3 +142,22 @@ def test_probe_report_for_provenance(micro_run):
         assert 0.0 <= report["chance"][label] <= 1.0
     json.dumps(report)  # plain data, ready for a provenance file
     assert not (micro_run / "eval").exists()  # reads nothing from and writes nothing to the run
+
+
+def test_probing_after_the_first_blocks(micro_run, capsys):
+    encoder = load_pretrained(micro_run).target_encoder
+    clip = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        whole, first = encoder(clip), first_blocks(encoder, 1)(clip)
+        assert torch.equal(first_blocks(encoder, 2)(clip), whole)  # the micro encoder: 2 blocks
+    assert len(encoder.blocks) == 2 and first.shape == whole.shape
+    assert not torch.allclose(first, whole, atol=1e-3)
+    args = [str(micro_run), *SMALL_EVAL, "probe.kinds=[knn]", "labels=[shape]", "blocks=1"]
+    assert main(args) == 0
+    assert "encoder=target_encoder  after block 1" in capsys.readouterr().out
+    result = json.loads((micro_run / "eval" / "results-target_encoder-blocks1.json").read_text())
+    assert result["settings"]["blocks"] == 1
+    assert main([*args[:-1], "blocks=3"]) == 2
+    assert "this encoder has 2 blocks; choose 1 to 2" in capsys.readouterr().err
+    assert main([*args[:-1], "blocks=0"]) == 2
+    assert "must be at least 1" in capsys.readouterr().err

@@ -22,7 +22,6 @@ from train.checkpoint import CheckpointError, atomic_save
 from train.config import ModelConfig
 from train.models import build_encoder, build_predictor
 from train.models.hierarchical import level_depths, level_targets
-from train.models.jepa import JEPA
 from train.models.rope import apply_rope, rope_angles
 from train.models.rope_v21 import rescaled_positions
 from train.models.vit import Attention
@@ -339,12 +338,6 @@ def test_modality_vectors_and_image_embedding_reach_only_their_modality():
         expected = encoder.patch_embed_img.proj(image).flatten(2).transpose(1, 2)
         assert torch.equal(encoder.embed(image), expected + encoder.img_mod_embed)
         assert encoder(image[:, :, 0]).shape == (2, 4, WIDTH)  # [B, C, H, W] images too
-
-
-def test_training_a_multi_level_predictor_is_refused_with_the_option_to_change():
-    encoder, predictor, _, _ = our_2_1_models(LAYOUTS["full"])
-    with pytest.raises(ValueError, match="model.pred_levels=1"):
-        JEPA(encoder, predictor)
 
 
 # ---------------------------------------------------------------------------------------------

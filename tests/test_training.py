@@ -175,3 +175,17 @@ def test_bf16_autocast_trains(micro_overrides):
     records = read_metrics(train(cfg).run_dir / "metrics.jsonl")
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records)
     assert load_checkpoint(cfg.out)["encoder"]["norm.weight"].dtype == torch.float32
+
+
+def test_a_frozen_patch_embedding_stays_at_step_0_and_the_rest_trains(micro_overrides):
+    from train.pretrained import initial_models
+
+    cfg = load_config("tiny_cpu", micro_overrides("steps=3", "optim.freeze_patch_embed=true"))
+    state = load_checkpoint(train(cfg).run_dir / "checkpoints" / LATEST)
+    start = initial_models(cfg).encoder.state_dict()
+    for part in ("encoder", "target_encoder"):
+        for name in ("patch_embed.proj.weight", "patch_embed.proj.bias"):
+            assert torch.equal(state[part][name], start[name]), (part, name)
+    assert not torch.equal(
+        state["encoder"]["blocks.0.attn.qkv.weight"], start["blocks.0.attn.qkv.weight"]
+    )

@@ -166,6 +166,11 @@ class OptimConfig:
     eps: float = 1e-8
     clip_grad: float | None = 10.0
     ema: tuple[float, float] = (0.998, 1.0)
+    # Keep the encoder's patch embedding (the tubelet projection) at its random initialisation:
+    # MoCo v3 (Chen et al. 2021) found a frozen random patch projection steadies ViT
+    # self-supervised training; here, a lever of the physics study (docs/results.md), since a
+    # random projection keeps each tubelet's pixels, shape included.
+    freeze_patch_embed: bool = False
 
 
 @dataclass
@@ -179,6 +184,23 @@ class SigRegConfig:
     # Context tokens tested per micro-batch (a random subset): the statistic grows with their
     # number, so fixing it keeps `weight` comparable across batch sizes and clip sizes.
     tokens: int = 1024
+
+
+@dataclass
+class ContextLossConfig:
+    """V-JEPA 2.1's context loss (train/context_loss.py): the predictor also regresses the
+    target features of the tokens the encoder sees, through its context head, so that each
+    visible token keeps what is at its own place. Needs model.pred_context_head=true and
+    feature targets; weight 0 is off. The loss becomes prediction loss + weight x this."""
+
+    weight: float = 0.0
+    # Steps over which the weight rises linearly from 0 to `weight` ((0, 0): full from the
+    # start). 2.1 lets the prediction loss shape the features first (its runs ramp from
+    # iteration 15,000 to 30,000).
+    ramp: tuple[int, int] = (0, 0)
+    # Each visible token's error divided by the square root of its distance (in tokens, over
+    # time, height and width) to the nearest hidden token: the tokens next to a hole weigh most.
+    distance_weighted: bool = True
 
 
 @dataclass
@@ -208,6 +230,7 @@ class Config:
     # physics study, docs/results.md). Pixel targets always use the squared error (VideoMAE).
     feature_loss: Literal["l1", "l2"] = "l1"
     sigreg: SigRegConfig = field(default_factory=SigRegConfig)
+    context_loss: ContextLossConfig = field(default_factory=ContextLossConfig)
     steps: int = 90_000
     seed: int = 0
     out: str = "runs/default"
@@ -457,6 +480,28 @@ def validate_fields(cfg: Config) -> None:
         _at_least(0, {"data.synthetic.noise": d.synthetic.noise})
 
 
+def _check_context_loss(cfg: Config) -> None:
+    c = cfg.context_loss
+    start, end = c.ramp
+    if c.weight < 0 or not 0 <= start <= end:
+        raise ConfigError(
+            f"context_loss.weight={c.weight} must be >= 0 and context_loss.ramp={list(c.ramp)} "
+            "two steps 0 <= start <= end"
+        )
+    if c.weight == 0:
+        return
+    if cfg.target != "features":
+        raise ConfigError(
+            "context_loss.weight > 0 regresses the target encoder's features of the visible "
+            "tokens; target=pixels has none: set context_loss.weight=0 or target=features"
+        )
+    if not cfg.model.pred_context_head:
+        raise ConfigError(
+            "context_loss.weight > 0 needs the predictor's context head: add "
+            "model.pred_context_head=true"
+        )
+
+
 def validate(cfg: Config) -> None:
     """Cross-field checks that a single field's type cannot express."""
     validate_fields(cfg)
@@ -509,6 +554,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"sigreg.weight={cfg.sigreg.weight} must be >= 0, sigreg.slices="
             f"{cfg.sigreg.slices} and sigreg.tokens={cfg.sigreg.tokens} at least 1"
+        )
+    _check_context_loss(cfg)
+    if m.pred_levels > 1 and (m.pred_levels > m.hierarchical_levels or cfg.target != "features"):
+        raise ConfigError(
+            f"model.pred_levels={m.pred_levels} predicts that many encoder levels: it needs "
+            f"model.hierarchical_levels >= {m.pred_levels} (now {m.hierarchical_levels}) and "
+            f"target=features (now {cfg.target})"
         )
     if cfg.mask.future_sets < 0:
         raise ConfigError(f"mask.future_sets={cfg.mask.future_sets} must be 0 or more")

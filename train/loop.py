@@ -108,13 +108,20 @@ class Trainer:
         except ValueError as err:  # a geometry the models refuse, e.g. a width they cannot split
             raise ConfigError(f"the model settings do not make a model: {err}") from None
         self.encoder, self.predictor = models.encoder, models.predictor
+        if cfg.optim.freeze_patch_embed:
+            # Left out of the optimizer; the EMA target's copy then stays equal to it.
+            self.encoder.patch_embed.requires_grad_(False)
         self.target_encoder = models.target_encoder.eval()
         # The scale of the weights at step 0 (the same seed gives the same on every resume):
         # what DIVERGED_FACTOR multiplies.
         self.initial_scale = self.weight_scale()
         self.num_tokens = self.encoder.num_tokens
         self.objective = build_objective(
-            cfg.target, cfg.model.tubelet_size, cfg.model.patch_size, cfg.feature_loss
+            cfg.target,
+            cfg.model.tubelet_size,
+            cfg.model.patch_size,
+            cfg.feature_loss,
+            cfg.model.pred_levels,
         )
         self.optimizer = build_optimizer(
             {"encoder": self.encoder, "predictor": self.predictor}, cfg.optim, self.device
@@ -144,7 +151,9 @@ class Trainer:
             cfg.precision,
             self.scaler,
             self.num_tokens,
+            self.encoder.grid_size,
             cfg.sigreg,
+            cfg.context_loss,
         )
 
         try:
@@ -453,6 +462,9 @@ class Trainer:
                 "mask_ratio": stats.mask_ratio,
                 "padding": stats.padding,
                 **({"sigreg": stats.sigreg} if self.cfg.sigreg.weight > 0 else {}),
+                **(
+                    {"context_loss": stats.context_loss} if self.cfg.context_loss.weight > 0 else {}
+                ),
                 "skipped": self.data_counts["skipped"],
                 "data_s": data_s,
                 "step_s": step_s,

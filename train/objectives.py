@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 
 from train.models import VisionTransformer, gather_tokens
+from train.models.hierarchical import level_targets
 
 
 def masked_mean_per_sample(errors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -63,25 +63,39 @@ class Objective(Protocol):
 class FeatureObjective:
     """`loss`: the paper's L1, or L2 (squared error), whose gradient grows with the error, so
     the few tokens a model gets badly wrong (moving objects) weigh more than the many it gets
-    nearly right (a noisy background), where L1 gives every token the same pull."""
+    nearly right (a noisy background), where L1 gives every token the same pull.
 
-    def __init__(self, loss: str = "l1"):
+    `levels` > 1 is V-JEPA 2.1's deep self-supervision: the targets are the target encoder's
+    last `levels` hierarchical levels, each layer-normed, concatenated [B, N, levels x D], and
+    the predictor predicts them all; the loss averages over every channel of every level."""
+
+    def __init__(self, loss: str = "l1", levels: int = 1):
         if loss not in ("l1", "l2"):
             raise ValueError(f"feature loss {loss!r}: choose l1 or l2")
         self.loss_name = loss
+        self.levels = levels
 
     def output_dim(self, encoder: VisionTransformer) -> int:
         return encoder.embed_dim
 
     @torch.no_grad()
     def targets(self, clips: torch.Tensor, target_encoder: VisionTransformer) -> torch.Tensor:
-        h = target_encoder(clips)
-        return F.layer_norm(h.float(), (h.shape[-1],))
+        return level_targets(target_encoder(clips, levels=self.levels), self.levels)
 
-    def loss(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        valid: torch.Tensor,
+        token_weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`token_weights` [B, K] scale each token's error (the context loss's distance
+        weights); the mean is still over the valid tokens, as V-JEPA 2.1 takes it."""
         difference = pred.float() - target
-        errors = difference.abs() if self.loss_name == "l1" else difference.square()
-        return masked_mean_per_sample(errors.mean(-1), valid)
+        errors = (difference.abs() if self.loss_name == "l1" else difference.square()).mean(-1)
+        if token_weights is not None:
+            errors = errors * token_weights
+        return masked_mean_per_sample(errors, valid)
 
 
 class PixelObjective:
@@ -107,10 +121,12 @@ class PixelObjective:
 
 
 def build_objective(
-    target: str, tubelet_size: int, patch_size: int, feature_loss: str = "l1"
+    target: str, tubelet_size: int, patch_size: int, feature_loss: str = "l1", levels: int = 1
 ) -> Objective:
+    """`levels`: the encoder levels a training run's predictor regresses (model.pred_levels);
+    inference compares the last level alone, the features, and keeps the default."""
     if target == "features":
-        return FeatureObjective(feature_loss)
+        return FeatureObjective(feature_loss, levels)
     return PixelObjective(tubelet_size, patch_size)
 
 

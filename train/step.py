@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from train.batches import Batch
-from train.config import SigRegConfig
+from train.config import ContextLossConfig, SigRegConfig
+from train.context_loss import context_loss_weight, distance_weights
 from train.data.base import normalize_clip
 from train.monitor import per_dim_std
 from train.objectives import Objective, target_tokens
@@ -33,6 +34,7 @@ class StepStats:
     mask_ratio: list[float] = field(default_factory=list)
     padding: float = 0.0
     sigreg: float = 0.0
+    context_loss: float = 0.0
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
@@ -57,20 +59,27 @@ class StepSetup:
     precision: str  # fp32 | bf16 | fp16: the autocast dtype
     scaler: torch.amp.GradScaler | None  # fp16 only
     num_tokens: int  # tokens per clip, to turn mask sizes into ratios
+    grid: tuple[int, int, int]  # the token grid (T, H, W), for the context loss's distances
     sigreg: SigRegConfig | None = None
+    context_loss: ContextLossConfig | None = None
 
 
 def forward_backward(
     setup: StepSetup, micro_batches: list[Batch], *, with_monitors: bool
 ) -> StepStats:
     """Gradients of the mean loss over the micro-batches; with `setup.sigreg` (weight > 0) the
-    loss adds weight x SIGReg of the context embeddings. `stats.loss` is the prediction loss
-    alone, comparable across runs; `stats.sigreg` the regulariser. `with_monitors` also fills
-    the per-set losses, standard deviations, mask ratios and padding of a logged step."""
+    loss adds weight x SIGReg of the context embeddings, with `setup.context_loss` (weight > 0)
+    its weight at this step x the context loss (train/context_loss.py). `stats.loss` is the
+    prediction loss alone, comparable across runs; `stats.sigreg` and `stats.context_loss` the
+    added terms, unweighted. `with_monitors` also fills the per-set losses, standard
+    deviations, mask ratios and padding of a logged step."""
     model, objective, device, scaler = setup.model, setup.objective, setup.device, setup.scaler
-    sigreg = setup.sigreg
+    sigreg, context_cfg = setup.sigreg, setup.context_loss
     stats = StepStats(loss=torch.zeros((), device=device))
     regularise = sigreg is not None and sigreg.weight > 0
+    # The context head runs on every step of such a run, its weight 0 during a ramp included:
+    # DDP expects every parameter to get a gradient.
+    predict_context = context_cfg is not None and context_cfg.weight > 0
     n = len(micro_batches)
     for i, batch in enumerate(micro_batches):
         last = i == n - 1
@@ -81,10 +90,8 @@ def forward_backward(
         with sync:
             with autocast(device, setup.precision):
                 all_targets = objective.targets(clips, setup.target_encoder)
-                if regularise:
-                    predictions, contexts = model(clips, batch.masks, return_contexts=True)
-                else:
-                    predictions = model(clips, batch.masks)
+                outputs = model(clips, batch.masks, predict_context=predict_context)
+                predictions = outputs.predictions
                 targets = [target_tokens(all_targets, m.target_idx) for m in batch.masks]
                 set_losses = [
                     objective.loss(p, t, m.target_valid)
@@ -94,7 +101,7 @@ def forward_backward(
                 total = loss
                 if regularise:
                     embeddings = torch.cat(
-                        [c[m.context_valid] for c, m in zip(contexts, batch.masks)]
+                        [c[m.context_valid] for c, m in zip(outputs.contexts, batch.masks)]
                     )
                     # Directions drawn per (step, micro-batch): the same on every rank.
                     reg = sigreg_statistic(
@@ -102,6 +109,10 @@ def forward_backward(
                     )
                     total = loss + sigreg.weight * reg
                     stats.sigreg += reg.detach().item() / n
+                if predict_context:
+                    context = _context_loss(setup, all_targets, outputs, batch)
+                    total = total + context_loss_weight(context_cfg, batch.step) * context
+                    stats.context_loss += context.detach().item() / n
             scaled = total / n
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         stats.loss += loss.detach()
@@ -115,6 +126,18 @@ def forward_backward(
         stats.target_std /= n
         stats.padding /= n
     return stats
+
+
+def _context_loss(setup: StepSetup, all_targets, outputs, batch: Batch) -> torch.Tensor:
+    """The context head's loss at the visible tokens, averaged over the mask sets."""
+    losses = []
+    for predicted, m in zip(outputs.context_predictions, batch.masks):
+        weights = None
+        if setup.context_loss.distance_weighted:
+            weights = distance_weights(m.context_idx, m.target_idx, m.target_valid, setup.grid)
+        target = target_tokens(all_targets, m.context_idx)
+        losses.append(setup.objective.loss(predicted, target, m.context_valid, weights))
+    return torch.stack(losses).mean()
 
 
 @torch.no_grad()

@@ -4,8 +4,10 @@ Frozen evaluation of a run's checkpoint (RUN_DIR, or a checkpoint file): token f
 labelled clips from the target encoder (encoder=encoder or encoder=random_init to compare),
 cached in RUN_DIR/eval/; attentive, linear and k-NN probes per label, label fraction and seed;
 a table on stdout and a JSON file (RUN_DIR/eval/results-<encoder>.json, or out=PATH).
+blocks=K probes the features after the encoder's first K blocks instead (where in depth a label
+becomes readable; results-<encoder>-blocksK.json).
 
-Keys (see train/eval/config.py): encoder, labels=[shape,direction,speed], seeds=[0,1,2],
+Keys (see train/eval/config.py): encoder, blocks, labels=[shape,direction,speed], seeds=[0,1,2],
 fractions=[0.05,0.1,0.5,1.0], probe.kinds=[attentive,linear,knn], probe.attentive.steps,
 probe.attentive_heads, data.train_clips, data.val_clips, data.max_objects (1 by default: the
 labels describe one object), data.source=videos with data.train_list=LIST

@@ -64,6 +64,10 @@ class EvalConfig:
     # Which weights: the EMA target encoder (the paper's choice), the online encoder, or the
     # run's encoder as initialised at step 0 (the untrained baseline, same architecture).
     encoder: Literal["target_encoder", "encoder", "random_init"] = "target_encoder"
+    # Probe the features after the encoder's first `blocks` blocks (and its final norm)
+    # instead of after all of them: where in depth a label becomes readable, or is lost
+    # (null: every block).
+    blocks: int | None = None
     # Label names to probe; null: shape, direction, speed (synthetic) or label (videos).
     labels: list[str] | None = None
     data: EvalDataConfig = field(default_factory=EvalDataConfig)
@@ -87,6 +91,8 @@ class EvalConfig:
 
 
 def validate_eval(cfg: EvalConfig) -> None:
+    if cfg.blocks is not None and cfg.blocks < 1:
+        raise ConfigError(f"blocks={cfg.blocks} must be at least 1 (null: every block)")
     if not cfg.seeds:
         raise ConfigError("seeds must name at least one seed, e.g. seeds=[0,1,2]")
     if not cfg.fractions or not all(0.0 < f <= 1.0 for f in cfg.fractions):

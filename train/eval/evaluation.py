@@ -12,12 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from train.config import Config, to_dict
+from train.config import Config, ConfigError, to_dict
 from train.eval.config import EvalConfig
 from train.eval.features import FeatureSet, cached_splits, extract
 from train.eval.labelled import EvalDataError, labelled_splits
 from train.eval.protocol import ProbeResult, ProbeSuite, majority_share
-from train.eval.source import EvalSource, choose_encoder, open_source
+from train.eval.source import EvalSource, choose_encoder, first_blocks, open_source
 from train.models import VisionTransformer
 from train.runtime import resolve_device
 
@@ -78,9 +78,11 @@ class EvalReport:
         seeds = self.settings["seeds"]
         chance = ", ".join(f"{k} {100 * v:.1f}" for k, v in self.chance.items())
         counts = f"{self.data.get('train_clips', '?')} probe-training clips"
+        depth = self.settings.get("blocks")
+        blocks = "" if depth is None else f"  after block {depth}"
         return "\n".join(
             [
-                f"{self.run_dir}  step {self.step}  encoder={self.encoder}",
+                f"{self.run_dir}  step {self.step}  encoder={self.encoder}{blocks}",
                 f"{self.data['source']} data: {counts}, accuracy on "
                 f"{self.data.get('val_clips', '?')} held-out clips, % over seeds {seeds}",
                 line(header),
@@ -128,6 +130,7 @@ def splits_features(
     settings = {
         "weights": weights,
         "encoder": cfg.encoder,
+        **({"blocks": cfg.blocks} if cfg.blocks is not None else {}),
         "model": to_dict(run_cfg.model),
         "data": data,
         "precision": precision,
@@ -156,7 +159,10 @@ def probe_features(
 
 def evaluate_source(source: EvalSource, cfg: EvalConfig) -> EvalReport:
     started = time.perf_counter()
-    encoder = choose_encoder(source.pretrained, cfg.encoder)
+    try:
+        encoder = first_blocks(choose_encoder(source.pretrained, cfg.encoder), cfg.blocks)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     weights = (
         {"initialised_with_seed": source.config.seed}
         if cfg.encoder == "random_init"
@@ -185,6 +191,7 @@ def evaluate(path: str | Path, cfg: EvalConfig, write: bool = True) -> EvalRepor
     source = open_source(path)
     report = evaluate_source(source, cfg)
     if write:
-        out = cfg.out or source.eval_dir / f"results-{cfg.encoder}.json"
+        blocks = "" if cfg.blocks is None else f"-blocks{cfg.blocks}"
+        out = cfg.out or source.eval_dir / f"results-{cfg.encoder}{blocks}.json"
         log.info("results written to %s", report.write(out))
     return report

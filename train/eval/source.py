@@ -7,6 +7,7 @@ run directory is the folder above `checkpoints/`. Results and cached features go
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,22 @@ def choose_encoder(pretrained: Pretrained, which: str) -> VisionTransformer:
     if which == "random_init":
         return initial_encoder(pretrained.config)
     raise ValueError(f"encoder={which!r}: choose target_encoder, encoder or random_init")
+
+
+def first_blocks(encoder: VisionTransformer, blocks: int | None) -> VisionTransformer:
+    """A copy of `encoder` that stops after its first `blocks` blocks, then applies its final
+    norm (None: the encoder itself). Hierarchical encoders are refused: their levels are tied
+    to fixed depths."""
+    if blocks is None:
+        return encoder
+    depth = len(encoder.blocks)
+    if encoder.level_depths:
+        raise ValueError(
+            "blocks= probes an encoder with one final norm; this one keeps hierarchical "
+            "levels at fixed depths (V-JEPA 2.1): leave blocks unset"
+        )
+    if not 1 <= blocks <= depth:
+        raise ValueError(f"blocks={blocks}: this encoder has {depth} blocks; choose 1 to {depth}")
+    truncated = copy.deepcopy(encoder)
+    truncated.blocks = truncated.blocks[:blocks]
+    return truncated

@@ -161,3 +161,11 @@ def test_probing_after_the_first_blocks(micro_run, capsys):
     assert "this encoder has 2 blocks; choose 1 to 2" in capsys.readouterr().err
     assert main([*args[:-1], "blocks=0"]) == 2
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_blocks_refuses_an_encoder_with_hierarchical_levels(micro_overrides):
+    from train.pretrained import build_models
+
+    cfg = load_config("tiny_cpu", micro_overrides("model.hierarchical_levels=2"))
+    with pytest.raises(ValueError, match="hierarchical levels at fixed depths"):
+        first_blocks(build_models(cfg).target_encoder, 1)

@@ -13,12 +13,14 @@ docs/results.md (between its markers) and a JSON record.
     python benchmarks/decoder_quality.py                     # the starter bundle
     python benchmarks/decoder_quality.py --bundle runs/x/bundle.safetensors --clips 128
 
-Reference decoders are fitted into --work (reused when already there).
+Reference decoders are fitted into --work, in a folder named after the bundle file's digest:
+reused when the same bundle is measured again, never for a rebuilt one.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import os
@@ -59,6 +61,16 @@ FAMILY_NOTES = {
     "future": "every frame from a random time step on",
 }
 SHARE_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def reference_dir(work: str | Path, bundle_path: str | Path) -> Path:
+    """Where the reference decoders of this bundle go: a folder named after the first 12 hex
+    digits of the file's SHA-256, so a rebuilt bundle never reuses another model's fits."""
+    digest = hashlib.sha256()
+    with open(bundle_path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return Path(work) / digest.hexdigest()[:12]
 
 
 def fit_reference(bundle: Bundle, pretrained, latents: str, out: Path, steps: int):
@@ -248,7 +260,7 @@ def main() -> None:
     bundle = load_bundle(args.bundle)
     pretrained = bundle.pretrained
     geometry = TokenGeometry.from_model_config(bundle.config.model)
-    work = Path(args.work)
+    work = reference_dir(args.work, args.bundle)
     steps = args.reference_steps or bundle.decoder_config.steps
     target_decoder = fit_reference(bundle, pretrained, "target", work / "target_latents", steps)
     untrained = initial_models(bundle.config)

@@ -4,7 +4,8 @@ Rebuilds the committed starter bundle (decoder/starter/starter.safetensors) from
 synthetic physics world, so the workbench opens with a working model on a fresh machine:
 
 1. pretrain a tiny V-JEPA: the teaching preset (`tiny_cpu`) with the starter's recipe
-   (`STARTER_RECIPE`: 3-D RoPE, causal masks, 2,000 steps);
+   (`STARTER_RECIPE`: 3-D RoPE, causal masks, the patch embedding frozen at step 0, 2,000
+   steps);
 2. fit the pixel decoder on it, frozen (python -m decoder);
 3. measure it: attentive-probe accuracy (train.eval.provenance_probe), the intuitive-physics
    yardstick (train.eval.physics, beside step 0 and the no-learning rule), and the decoder's
@@ -12,9 +13,10 @@ synthetic physics world, so the workbench opens with a working model on a fresh 
 4. write the bundle (weights in fp16, to stay small), reload it and check that it renders.
 
 Work files go to `work=runs/starter`; an interrupted build continues with `resume=true`.
-About 80 minutes on 2 CPU cores (the committed starter: pretraining 39 min at a median 0.94 s
-a step, load 1-2; the decoder 33 min on cores other jobs shared, 0.65 s a step when they did
-not, about 13 min; probes 3 min, the yardstick 3 min); every stage's time is recorded in the
+About 80 minutes on 2 CPU cores (the previous starter's build: pretraining 39 min at a median
+0.94 s a step, load 1-2); the committed starter's took 100, on one thread beside other jobs
+(pretraining 64 min at a median 1.07 s a step; the decoder 29 min, about 13 at 0.65 s a step
+on quiet cores; probes 3 min, the yardstick 4 min); every stage's time is recorded in the
 bundle's provenance, summed over the processes of a resumed build.
 """
 
@@ -65,6 +67,7 @@ STARTER_RECIPE = (
     "monitor.physics_every=400",
     "monitor.rankme_every=100",
     "monitor.online_probe_every=0",
+    "optim.freeze_patch_embed=true",
 )
 
 
@@ -77,7 +80,9 @@ class StarterConfig:
     # The core preset and the overrides that make the starter's pretraining run.
     pretrain_preset: str = "tiny_cpu"
     # 3-D RoPE and causal masks (the first 4 frames predict the last 4): the recipe that passes
-    # the intuitive-physics yardstick on 2 CPU cores (docs/results.md, "Levers").
+    # the intuitive-physics yardstick on 2 CPU cores (docs/results.md, "Levers"); the patch
+    # embedding kept at its random initialisation (MoCo v3's trick) keeps the object's shape
+    # readable and the features' rank (docs/results.md, "A frozen patch embedding").
     pretrain_overrides: list[str] = field(default_factory=lambda: list(STARTER_RECIPE))
     decoder: DecoderConfig = field(default_factory=_starter_decoder)
     work: str = "runs/starter"

@@ -77,20 +77,21 @@ def test_overrides_fit_the_preset_to_a_short_run(tmp_path):
         train_overrides(TrainRequest(lr="fast"), tmp_path)  # type: ignore[arg-type]
 
 
-def recipe_settings(overrides: list[str]) -> tuple[str, str, int | None]:
-    """(positions, mask strategy, causal context frames or None) of a run started with these
-    overrides on tiny_cpu, as the core's config loader reads them."""
+def recipe_settings(overrides: list[str]) -> tuple[str, str, int | None, bool]:
+    """(positions, mask strategy, causal context frames or None, frozen patch embedding) of a
+    run started with these overrides on tiny_cpu, as the core's config loader reads them."""
     cfg = load_config("tiny_cpu", overrides)
     context = cfg.mask.causal_context_frames if cfg.mask.strategy == "causal" else None
-    return cfg.model.positions, cfg.mask.strategy, context
+    return cfg.model.positions, cfg.mask.strategy, context, cfg.optim.freeze_patch_embed
 
 
 def test_each_recipe_passes_its_positions_and_masks(tmp_path):
     expected = {
-        "physics": ("rope", "causal", 4),  # the starter's: the first 4 frames predict the last 4
-        "multiblock": ("sincos", "multiblock", None),
-        "random_tube": ("sincos", "random_tube", None),
-        "causal": ("sincos", "causal", 4),
+        # The starter's: the first 4 frames predict the last 4, the patch embedding frozen.
+        "physics": ("rope", "causal", 4, True),
+        "multiblock": ("sincos", "multiblock", None, False),
+        "random_tube": ("sincos", "random_tube", None, False),
+        "causal": ("sincos", "causal", 4, False),
     }
     assert set(RECIPES) == set(expected)
     assert {recipe.strategy for recipe in RECIPES.values()} == set(STRATEGIES)
@@ -100,7 +101,7 @@ def test_each_recipe_passes_its_positions_and_masks(tmp_path):
         assert ("model.positions=rope" in overrides) == (name == "physics")
     # The tab's default is the recipe that learns physics, the starter's own.
     assert TrainRequest().recipe == PHYSICS_RECIPE == "physics"
-    starter = [o for o in STARTER_RECIPE if o.startswith(("model.", "mask."))]
+    starter = [o for o in STARTER_RECIPE if o.startswith(("model.", "mask.", "optim."))]
     assert recipe_settings(starter) == expected["physics"]
     # The sin-cos recipes keep the preset's own positions (vits16's uniform split, say).
     preset = micro_preset(tmp_path, "model.positions=sincos_uniform")

@@ -199,12 +199,13 @@ def build(ctx: AppContext, bundle: gr.Dropdown) -> None:
         f"({4 * PHYSICS_SETS_PER_LAW} held-out matched sets, every sixth of the run) rises only "
         "when the model expects objects to persist and keep moving: its curve starts at the "
         "untrained model's value (step 1, dotted) near chance (50%, dashed). The default "
-        "recipe, 3-D RoPE with causal masks (the starter's), is the one that makes it rise "
-        "within minutes on a CPU; with the preset's sin-cos positions, 300-step runs ended at "
-        '56-67% (docs/results.md, "Levers"). '
-        "Measured with the defaults (400 steps) on 2 quiet CPU cores: matched sets 59% at step "
-        "1, then 53 / 78 / 75 / 78 / 78% every 66 steps, 81% at step 400, in 7.6 min. Shorter "
-        "runs are a gamble: two 300-step runs ended at 75% and at 59% (no rise)."
+        "recipe, 3-D RoPE with causal masks and a frozen patch embedding (the starter's), is the "
+        "one that makes it rise within minutes on a CPU; with the preset's sin-cos positions, "
+        '300-step runs ended at 56-67% (docs/results.md, "Levers"). '
+        "Measured with the defaults (400 steps) on 2 quiet CPU cores: matched sets 56% at step "
+        "1, then 56 / 81 / 72 / 78 / 81% every 66 steps, 81% at step 400, in 7.1 min. Shorter "
+        "runs are a gamble: with the patch embedding trained, two 300-step runs ended at 75% "
+        "and at 59% (no rise)."
     )
     with gr.Row():
         preset = gr.Dropdown(presets(), value=TEACHING_PRESET, label="Preset")

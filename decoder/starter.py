@@ -82,7 +82,8 @@ class StarterConfig:
     # 3-D RoPE and causal masks (the first 4 frames predict the last 4): the recipe that passes
     # the intuitive-physics yardstick on 2 CPU cores (docs/results.md, "Levers"); the patch
     # embedding kept at its random initialisation (MoCo v3's trick) keeps the object's shape
-    # readable and the features' rank (docs/results.md, "A frozen patch embedding").
+    # readable and the features' rank (docs/results.md, "The V-JEPA 2.1 objective, a frozen
+    # patch embedding and 16-frame clips").
     pretrain_overrides: list[str] = field(default_factory=lambda: list(STARTER_RECIPE))
     decoder: DecoderConfig = field(default_factory=_starter_decoder)
     work: str = "runs/starter"
